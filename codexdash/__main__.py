@@ -1,0 +1,3 @@
+from codexdash.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""A stand-in for `codex exec` that writes session files in the real Codex format (0.169).
+
+Used by the tests and by `codexdash demo`. It takes the options codexdash passes, refuses
+unknown ones like the real CLI (exit 2), needs an existing CODEX_HOME (exit 1), and writes its
+records one write() per line to `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-...-<uuid>.jsonl`,
+keeping the file open while it runs. SIGINT records `turn_aborted` and exits 1; SIGTERM ends
+it with no final line, as with the real CLI.
+
+What it does is read from words in the prompt:
+  SLEEP n     run the tool command `sleep n` (in a session of its own, dying with us)
+  STREAM n    write an agent message every second for n seconds
+  FAIL        end with a model error (task_complete with error), exit 1
+  CRASH       exit 3 without a final line
+  IGNORE_TERM ignore SIGTERM;  IGNORE_SIGNALS  ignore SIGINT and SIGTERM
+  ESCAPE n    start a process in a new session that outlives us for n seconds
+  EXEC        exec() into `sleep 600` without the marker in its environment
+  ECHO text   answer with `text` (the rest of the prompt)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+VERSION = "0.169.0"
+PR_SET_PDEATHSIG = 1
+
+
+def uuid7() -> str:
+    ms = int(time.time() * 1000)
+    rand = secrets.randbits(74)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Session:
+    def __init__(self, codex_home: Path, cwd: str, model: str) -> None:
+        self.id = uuid7()
+        start = dt.datetime.now()
+        day = codex_home / "sessions" / f"{start:%Y}" / f"{start:%m}" / f"{start:%d}"
+        day.mkdir(parents=True, exist_ok=True)
+        self.path = day / f"rollout-{start:%Y-%m-%dT%H-%M-%S}-{self.id}.jsonl"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.ordinal = 0
+        self.cwd = cwd
+        self.model = model
+        self.tokens = 0
+
+    def write(self, rtype: str, payload: dict) -> None:
+        ts = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        line = json.dumps({"timestamp": ts, "ordinal": self.ordinal, "type": rtype, "payload": payload})
+        os.write(self.fd, (line + "\n").encode())  # one record, one write(), as Codex does
+        self.ordinal += 1
+
+    def event(self, etype: str, **fields) -> None:
+        self.write("event_msg", {"type": etype, **fields})
+
+    def message(self, role: str, text: str) -> None:
+        kind = "output_text" if role == "assistant" else "input_text"
+        self.write("response_item", {"type": "message", "role": role, "content": [{"type": kind, "text": text}]})
+
+    def count_tokens(self, n: int) -> None:
+        self.tokens += n
+        total = {"input_tokens": self.tokens * 2 // 3, "output_tokens": self.tokens // 3, "total_tokens": self.tokens}
+        self.event("token_count", info={"total_token_usage": total, "last_token_usage": total})
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(message + "\n")
+    raise SystemExit(code)
+
+
+def parse_args(argv: list[str]) -> dict:
+    if argv[:1] == ["--version"]:
+        print(f"codex-cli {VERSION} (codexdash fake)")
+        raise SystemExit(0)
+    if argv[:1] != ["exec"]:
+        _fail(f"error: unrecognized subcommand '{argv[0] if argv else ''}'", 2)
+    opts: dict = {"config": [], "model": "fake-model", "sandbox": "workspace-write", "cd": None, "prompt": None, "skip_git": False}
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--":
+            opts["prompt"] = next(args, None)
+            break
+        if arg == "--skip-git-repo-check":
+            opts["skip_git"] = True
+        elif arg in ("-c", "--config"):
+            opts["config"].append(next(args, ""))
+        elif arg in ("-m", "--model"):
+            opts["model"] = next(args, "")
+        elif arg in ("-s", "--sandbox"):
+            opts["sandbox"] = next(args, "")
+        elif arg in ("-C", "--cd"):
+            opts["cd"] = next(args, "")
+        elif arg in ("--json", "--ephemeral", "--full-auto"):
+            opts[arg[2:]] = True
+        elif arg.startswith("-") and arg != "-":
+            _fail(f"error: unexpected argument '{arg}' found", 2)
+        else:
+            opts["prompt"] = arg
+            break
+    return opts
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _number(prompt: str, word: str, default: float) -> float | None:
+    m = re.search(rf"\b{word}\s+(\d+(?:\.\d+)?)", prompt)
+    if m:
+        return float(m.group(1))
+    return default if re.search(rf"\b{word}\b", prompt) else None
+
+
+def run(opts: dict) -> int:
+    home = Path(os.environ.get("CODEX_HOME") or Path.home() / ".codex")
+    if not home.is_dir():
+        _fail(f"Error: CODEX_HOME points to {str(home)!r}, but that path does not exist", 1)
+    if not opts["skip_git"]:
+        _fail("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
+    if opts["cd"]:
+        os.chdir(opts["cd"])
+    prompt = opts["prompt"]
+    if prompt is None or prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        _fail("No prompt provided.", 1)
+    if "IGNORE_SIGNALS" in prompt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif "IGNORE_TERM" in prompt:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    s = Session(home, os.getcwd(), opts["model"])
+    turn = uuid7()
+
+    def interrupted(_sig, _frame):
+        s.message("user", "<turn_aborted>\nThe user interrupted the previous turn on purpose.\n</turn_aborted>")
+        s.event("turn_aborted", turn_id=turn, reason="interrupted")
+        raise SystemExit(1)
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, interrupted)
+
+    s.write("session_meta", {"id": s.id, "session_id": s.id, "timestamp": s.path.name[8:27], "cwd": s.cwd,
+                              "originator": "codex_exec", "cli_version": VERSION, "source": "exec",
+                              "model_provider": "fake", "base_instructions": "You are a fake Codex agent."})
+    s.event("task_started", turn_id=turn)
+    s.message("developer", "<permissions instructions>sandbox: " + opts["sandbox"] + "</permissions instructions>")
+    s.message("user", f"<environment_context>\n  <cwd>{s.cwd}</cwd>\n  <shell>bash</shell>\n</environment_context>")
+    s.write("turn_context", {"turn_id": turn, "cwd": s.cwd, "model": opts["model"], "approval_policy": "never",
+                             "sandbox_policy": {"type": opts["sandbox"]}})
+    s.message("user", prompt)
+    s.event("item_completed", item={"type": "UserMessage", "content": [{"type": "text", "text": prompt}]})
+    s.count_tokens(10)
+
+    if "EXEC" in re.findall(r"\b[A-Z_]+\b", prompt):
+        env = {k: v for k, v in os.environ.items() if k != "CODEXDASH_JOB"}
+        os.execve("/bin/sleep", ["sleep", "600"], env)
+
+    escape = _number(prompt, "ESCAPE", 60)
+    if escape is not None:
+        subprocess.Popen(["sleep", str(escape)], start_new_session=True, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sleep = _number(prompt, "SLEEP", 30)
+    if sleep is not None:
+        call = "call_" + secrets.token_hex(4)
+        s.write("response_item", {"type": "function_call", "name": "exec_command", "call_id": call,
+                                  "arguments": json.dumps({"cmd": f"sleep {sleep:g}", "yield_time_ms": 30000})})
+        started = time.monotonic()
+        tool = subprocess.Popen(["sleep", f"{sleep:g}"], start_new_session=True, preexec_fn=_die_with_parent,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        code = tool.wait()
+        wall = time.monotonic() - started
+        s.event("item_completed", item={"type": "CommandExecution", "id": call, "command": ["/bin/bash", "-lc", f"sleep {sleep:g}"],
+                                        "status": "completed", "aggregated_output": "", "exit_code": code})
+        s.write("response_item", {"type": "function_call_output", "call_id": call,
+                                  "output": f"Wall time: {wall:.4f} seconds\nProcess exited with code {code}\nOutput:\n"})
+        s.count_tokens(15)
+    stream = _number(prompt, "STREAM", 30)
+    if stream is not None:
+        for i in range(int(stream)):
+            s.message("assistant", f"working… step {i + 1} of {int(stream)}")
+            s.count_tokens(7)
+            time.sleep(1)
+    if "CRASH" in prompt:
+        return 3
+    if "FAIL" in prompt:
+        s.event("task_complete", turn_id=turn, last_agent_message=None,
+                error={"message": "Connection failed: error sending request (fake model server unreachable)"})
+        return 1
+    m = re.search(r"\bECHO\s+(.*)", prompt, re.S)
+    answer = m.group(1) if m else f"Done: {prompt[:60]}"
+    s.message("assistant", answer)
+    s.count_tokens(5)
+    s.event("task_complete", turn_id=turn, last_agent_message=answer)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    return run(opts)
+
+
+def install(directory: Path) -> Path:
+    """Writes an executable `codex` into `directory` that runs this fake; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "codex"
+    path.write_text(f"#!{sys.executable}\nimport sys\nfrom codexdash.fake_codex import main\nsys.exit(main())\n")
+    path.chmod(0o755)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Short human forms of durations, sizes and states, shared by the CLI and the dashboard."""
+
+from __future__ import annotations
+
+from codexdash.store import JobStatus
+
+# Each state has a symbol as well as its name, so it reads without colour.
+STATUS_SYMBOL = {
+    JobStatus.STARTING: "◌",
+    JobStatus.RUNNING: "●",
+    JobStatus.STOPPING: "◐",
+    JobStatus.COMPLETED: "✔",
+    JobStatus.FAILED: "✖",
+    JobStatus.INTERRUPTED: "■",
+    JobStatus.KILLED: "✝",
+    JobStatus.LOST: "?",
+    JobStatus.FAILED_TO_START: "!",
+}
+
+
+def status_label(status: str) -> str:
+    return f"{STATUS_SYMBOL.get(status, ' ')} {status.replace('_', ' ')}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, s = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{s:02d}s"
+    hours, m = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{m:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit in ("B", "K") else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}G"
+
+
+def tokens(n: int | None) -> str:
+    if n is None:
+        return "-"
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.2f}M"
+
+
+def one_line(text: str, width: int) -> str:
+    """The start of `text` on one line, cut to `width` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"

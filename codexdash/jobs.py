@@ -1,0 +1,448 @@
+"""The job engine: start Codex jobs, follow their lives, and settle how each one ended.
+
+Every state change goes through `JobEngine.transition`, a compare-and-set on the stored status
+that also writes the audit trail, so two dashboards looking at one job never both act on it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from codexdash.config import MARKER_ENV, Settings
+from codexdash.errors import BadInput, Refused
+from codexdash.events import Outcome, SessionParser, SessionSummary
+from codexdash.identity import marker_argument
+from codexdash.procs import ProcessPoller, ProcessStats, descendants, marked_processes, open_session_files, process_if_same
+from codexdash.session_files import find_by_match, parse_name, sessions_dir
+from codexdash.store import Job, JobEvent, JobStatus, Store, now
+from codexdash.tail import SessionTail, open_session
+
+# A job left `starting` longer than this by a codexdash that died is resolved from what is found.
+START_GRACE = 10.0
+# Linux caps one argument at 128 KiB; longer prompts go to Codex on stdin (`-` as the prompt).
+MAX_PROMPT_ARG = 100_000
+# Finished jobs shown by default: the last day's.
+RECENT_SECONDS = 24 * 3600
+
+
+@dataclass
+class StartRequest:
+    prompt: str
+    cwd: str
+    model: str | None = None
+    sandbox: str | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+
+def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
+    """The configured Codex command with its program made absolute, or a BadInput."""
+    program = command[0]
+    if os.sep in program:
+        path = os.path.abspath(os.path.expanduser(program))
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise BadInput(f"Codex command not found or not executable: {program} (set CODEXDASH_CODEX)")
+    else:
+        found = shutil.which(program)
+        if found is None:
+            raise BadInput(f"Codex command not found: {program} is not on PATH (set CODEXDASH_CODEX)")
+        path = os.path.abspath(found)
+    return [path, *command[1:]]
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(5)
+
+
+def new_marker() -> str:
+    return "cdx-" + secrets.token_hex(16)
+
+
+@dataclass
+class Activity:
+    """What the job's session file says while it is followed for the table."""
+
+    tail: SessionTail
+    parser: SessionParser
+    summary: SessionSummary
+    mtime: float | None = None
+
+
+@dataclass
+class JobView:
+    job: Job
+    stats: ProcessStats | None = None
+    tokens: int | None = None
+    last_activity: float | None = None
+
+    def as_json(self) -> dict:
+        j = self.job
+        return {
+            "id": j.id,
+            "pid": j.pid,
+            "status": j.status,
+            "cwd": j.cwd,
+            "prompt": j.prompt,
+            "model": j.model,
+            "created_at": _iso(j.created_at),
+            "ended_at": _iso(j.ended_at),
+            "exit_code": j.exit_code,
+            "session_id": j.session_id,
+            "session_file": j.session_file,
+            "tokens": self.tokens if self.tokens is not None else j.tokens,
+            "cpu_percent": round(self.stats.cpu_percent, 1) if self.stats else None,
+            "rss_bytes": self.stats.rss_bytes if self.stats else None,
+        }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class JobEngine:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.poller = ProcessPoller()
+        self._children: dict[str, subprocess.Popen] = {}  # jobs this process spawned: reaped here
+        self._activity: dict[str, Activity] = {}
+
+    # ---- the store ----------------------------------------------------------------------
+
+    def transition(self, job: Job, to: str, expect: tuple[str, ...] | None = None, **fields) -> bool:
+        """Moves the job to `to` if its stored status is still one of `expect` (default: as read).
+
+        Returns False, changing nothing, when another process changed it first.
+        """
+        expect = expect or (job.status,)
+        with self.store.write():
+            updated = (
+                Job.update(status=to, **fields).where((Job.id == job.id) & (Job.status.in_(expect))).execute()
+            )
+            if not updated:
+                return False
+            JobEvent.create(
+                job=job.id,
+                at=now(),
+                kind="state",
+                from_status=job.status,
+                to_status=to,
+                detail=json.dumps({k: v for k, v in fields.items() if k in ("detail", "exit_code", "pid")}) or None,
+            )
+        old = job.status
+        job.status = to
+        for k, v in fields.items():
+            setattr(job, k, v)
+        if old != to and to in JobStatus.FINISHED:
+            self._activity.pop(job.id, None)
+        return True
+
+    def record_kill_event(self, job: Job, detail: dict) -> None:
+        with self.store.write():
+            JobEvent.create(job=job.id, at=now(), kind="kill", detail=json.dumps(detail))
+
+    def find(self, ref: str) -> Job:
+        ref = ref.strip()
+        if not ref:
+            raise BadInput("no job given")
+        matches = list(Job.select().where(Job.id.startswith(ref)).limit(2))
+        if not matches:
+            raise BadInput(f"no job {ref!r}")
+        if len(matches) > 1 and matches[0].id != ref:
+            raise BadInput(f"job {ref!r} is ambiguous: give more of its id")
+        return matches[0]
+
+    def jobs(self, include_finished: bool = True, all_history: bool = False) -> list[Job]:
+        query = Job.select().order_by(Job.created_at.desc())
+        if not all_history:
+            recent = now() - RECENT_SECONDS
+            cond = Job.status.in_(JobStatus.LIVE)
+            if include_finished:
+                cond = cond | (Job.created_at >= recent) | (Job.ended_at >= recent)
+            query = query.where(cond)
+        return list(query)
+
+    # ---- start --------------------------------------------------------------------------
+
+    def build_argv(self, command: list[str], marker: str, request: StartRequest, prompt_arg: str) -> list[str]:
+        argv = [*command, "exec", "--skip-git-repo-check", "-c", marker_argument(marker)]
+        if request.model:
+            argv += ["--model", request.model]
+        if request.sandbox:
+            argv += ["--sandbox", request.sandbox]
+        argv += request.extra_args
+        # `--` so that a prompt starting with "-" is never read as an option.
+        return [*argv, "--", prompt_arg]
+
+    def validate(self, request: StartRequest) -> list[str]:
+        if not request.prompt.strip():
+            raise BadInput("the prompt is empty")
+        if "\x00" in request.prompt or any("\x00" in a for a in request.extra_args):
+            raise BadInput("the prompt or an argument contains a NUL character")
+        cwd = Path(request.cwd).expanduser()
+        if not cwd.is_dir():
+            raise BadInput(f"working directory {request.cwd} does not exist or is not a directory")
+        request.cwd = str(cwd.resolve())
+        return resolve_codex_command(self.settings.codex_command)
+
+    def start(self, request: StartRequest) -> Job:
+        """Starts a detached Codex job. The record is written first, so a crash loses nothing."""
+        command = self.validate(request)
+        if not self.settings.codex_home.is_dir():
+            raise BadInput(f"CODEX_HOME {self.settings.codex_home} does not exist (Codex needs it)")
+        marker = new_marker()
+        long_prompt = len(request.prompt.encode()) > MAX_PROMPT_ARG
+        argv = self.build_argv(command, marker, request, "-" if long_prompt else request.prompt)
+        with self.store.write():
+            job = Job.create(
+                id=new_job_id(),
+                marker=marker,
+                status=JobStatus.STARTING,
+                argv=json.dumps(argv),
+                cwd=request.cwd,
+                prompt=request.prompt,
+                model=request.model,
+                sandbox=request.sandbox,
+                created_at=now(),
+            )
+            JobEvent.create(job=job.id, at=job.created_at, kind="state", to_status=JobStatus.STARTING)
+        fault_point("after-record")
+        env = dict(os.environ)
+        env[MARKER_ENV] = marker
+        env["CODEX_HOME"] = str(self.settings.codex_home)
+        stdin = self._prompt_stdin(request.prompt) if long_prompt else subprocess.DEVNULL
+        try:
+            popen = subprocess.Popen(
+                argv,
+                cwd=request.cwd,
+                env=env,
+                stdin=stdin,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own session and group: outlives us, killed as a group
+                close_fds=True,
+            )
+        except OSError as exc:
+            self.transition(job, JobStatus.FAILED_TO_START, ended_at=now(), detail=f"could not run {argv[0]}: {exc.strerror}")
+            raise Refused(f"could not start Codex ({argv[0]}): {exc.strerror}") from None
+        finally:
+            if stdin is not subprocess.DEVNULL:
+                stdin.close()
+        self._children[job.id] = popen
+        fault_point("after-spawn")
+        try:
+            start_time = psutil.Process(popen.pid).create_time()
+        except psutil.Error:
+            start_time = None  # exited already and reaped elsewhere: the refresh settles it
+        self.transition(
+            job, JobStatus.RUNNING, expect=(JobStatus.STARTING,), pid=popen.pid, pid_start_time=start_time, started_at=now()
+        )
+        return job
+
+    @staticmethod
+    def _prompt_stdin(prompt: str):
+        # An unlinked temporary file: Codex reads the prompt from it, nothing is left on disk.
+        fh = tempfile.TemporaryFile()
+        fh.write(prompt.encode())
+        fh.seek(0)
+        return fh
+
+    # ---- looking at jobs ------------------------------------------------------------------
+
+    def refresh(self, jobs: list[Job] | None = None, all_history: bool = False) -> list[JobView]:
+        """Reconciles every live job with the truth and returns the jobs with live figures."""
+        jobs = self.jobs(all_history=all_history) if jobs is None else jobs
+        views = []
+        for job in jobs:
+            view = JobView(job)
+            if job.is_live:
+                self.reconcile(job)
+            if job.is_live:
+                proc = process_if_same(job.pid, job.pid_start_time)
+                if proc is not None:
+                    view.stats = self.poller.sample(proc)
+                    self._find_session_file_live(job, proc)
+                self._follow_activity(job, view)
+            views.append(view)
+        self.poller.prune()
+        return views
+
+    def reap(self, job: Job) -> int | None:
+        """The exit status of a job this process spawned, once it has exited (reaping it, so
+        no zombie is left). Negative: ended by that signal. None: running, or not our child."""
+        child = self._children.get(job.id)
+        return child.poll() if child is not None else None
+
+    def reconcile(self, job: Job) -> None:
+        """Settles a live job whose process is gone, or a `starting` record left by a crash."""
+        exit_code = self.reap(job)
+        if job.status == JobStatus.STARTING:
+            if job.pid is None:
+                self._resolve_stale_start(job)
+                return
+        if process_if_same(job.pid, job.pid_start_time) is not None and exit_code is None:
+            return
+        # The recorded process is gone. Node 20's wrapper can die and leave the native Codex
+        # running: a process with the marker on its command line is the job's, still alive.
+        heir = self._heir(job)
+        if heir is not None:
+            self.transition(
+                job, job.status, pid=heir.pid, pid_start_time=heir.create_time(),
+                detail=f"the recorded process exited; Codex runs on as PID {heir.pid}",
+            )
+            return
+        self.settle(job, exit_code)
+
+    def _heir(self, job: Job) -> psutil.Process | None:
+        token = marker_argument(job.marker)
+        for proc in marked_processes(job.marker):
+            try:
+                if token in proc.cmdline():
+                    return proc
+            except psutil.Error:
+                continue
+        return None
+
+    def _resolve_stale_start(self, job: Job) -> None:
+        if now() - job.created_at < START_GRACE:
+            return  # another codexdash may be starting it this very moment
+        heir = self._heir(job)
+        if heir is not None:
+            self.transition(
+                job, JobStatus.RUNNING, pid=heir.pid, pid_start_time=heir.create_time(), started_at=heir.create_time(),
+                detail="found by its marker after codexdash stopped during the start",
+            )
+            return
+        path = self._find_session_file_by_match(job)
+        if path is not None:
+            self.settle(job, None)
+        else:
+            self.transition(
+                job, JobStatus.FAILED_TO_START, ended_at=now(),
+                detail="codexdash stopped during the start; no process or session file carries the job",
+            )
+
+    def settle(self, job: Job, exit_code: int | None) -> None:
+        """The job's process is gone: records how it ended, read from its session file."""
+        if job.session_file is None:
+            self._find_session_file_by_match(job)
+        summary = self.read_summary(job)
+        if job.killed_by_us:
+            status = JobStatus.KILLED
+        elif summary and summary.outcome == Outcome.COMPLETED:
+            status = JobStatus.COMPLETED
+        elif summary and summary.outcome == Outcome.FAILED:
+            status = JobStatus.FAILED
+        elif summary and summary.outcome == Outcome.INTERRUPTED:
+            status = JobStatus.INTERRUPTED
+        elif exit_code is not None:
+            status = JobStatus.COMPLETED if exit_code == 0 else JobStatus.FAILED
+        else:
+            status = JobStatus.LOST
+        detail = summary.outcome_text if summary and summary.outcome else None
+        if status == JobStatus.LOST:
+            detail = "the process is gone and its session file records no outcome (killed or crashed)"
+        fields = {"ended_at": now(), "detail": detail}
+        if exit_code is not None:
+            fields["exit_code"] = exit_code
+        if summary and summary.tokens is not None:
+            fields["tokens"] = summary.tokens
+        self.transition(job, status, expect=JobStatus.LIVE, **fields)
+        self._children.pop(job.id, None)
+
+    # ---- session files --------------------------------------------------------------------
+
+    def _save_session_file(self, job: Job, path: str) -> None:
+        name = parse_name(path)
+        with self.store.write():
+            Job.update(session_file=path, session_id=name.session_id if name else None).where(Job.id == job.id).execute()
+        job.session_file = path
+        job.session_id = name.session_id if name else None
+
+    def _find_session_file_live(self, job: Job, proc: psutil.Process) -> None:
+        if job.session_file is not None:
+            return
+        found = open_session_files([proc, *descendants(proc)], str(sessions_dir(self.settings.codex_home)))
+        if found:
+            self._save_session_file(job, found[0])
+
+    def _find_session_file_by_match(self, job: Job) -> str | None:
+        if job.session_file is not None:
+            return job.session_file
+        claimed = {j.session_file for j in Job.select(Job.session_file).where(Job.session_file.is_null(False))}
+        path = find_by_match(self.settings.codex_home, job.created_at, job.cwd, job.prompt, claimed)
+        if path is not None:
+            self._save_session_file(job, str(path))
+        return job.session_file
+
+    def session_file(self, job: Job) -> str | None:
+        """The job's session file, looking for it if it is not known yet."""
+        if job.session_file is None:
+            proc = process_if_same(job.pid, job.pid_start_time)
+            if proc is not None:
+                self._find_session_file_live(job, proc)
+            if job.session_file is None:
+                self._find_session_file_by_match(job)
+        return job.session_file
+
+    def read_summary(self, job: Job, last: int = 100) -> SessionSummary | None:
+        if job.session_file is None:
+            return None
+        try:
+            opened = open_session(job.session_file, last=last)
+        except OSError:
+            return None
+        summary = SessionSummary()
+        for event in opened.events:
+            summary.add(event)
+        return summary
+
+    def _follow_activity(self, job: Job, view: JobView) -> None:
+        """Tokens and last activity of a live job, reading only what its file appended."""
+        if job.session_file is None:
+            return
+        activity = self._activity.get(job.id)
+        try:
+            if activity is None:
+                opened = open_session(job.session_file, last=50)
+                activity = Activity(tail=opened.tail, parser=opened.parser, summary=SessionSummary())
+                for event in opened.events:
+                    activity.summary.add(event)
+                self._activity[job.id] = activity
+            else:
+                chunk = activity.tail.read()
+                if chunk.reset:
+                    activity.summary, activity.parser = SessionSummary(), SessionParser()
+                for line in chunk.lines:
+                    for event in activity.parser.feed(line):
+                        activity.summary.add(event)
+            activity.mtime = os.stat(job.session_file).st_mtime
+        except OSError:
+            return
+        view.tokens = activity.summary.tokens
+        view.last_activity = activity.mtime
+
+
+_FAULT_ENV = "CODEXDASH_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """Dies here, as SIGKILL would, when CODEXDASH_FAULT names this point.
+
+    Lets the tests prove that a codexdash killed between two steps of a start leaves records
+    the next run can settle; it does nothing otherwise.
+    """
+    if os.environ.get(_FAULT_ENV) == name:
+        os._exit(137)
+

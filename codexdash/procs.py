@@ -1,0 +1,146 @@
+"""What psutil tells about job processes: liveness, CPU, memory, the marker, open files."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from codexdash.config import MARKER_ENV
+
+# Two start times of one process read at different moments can differ by float rounding; two
+# different processes differ by at least one clock tick (10 ms).
+START_TIME_TOLERANCE = 0.005
+
+
+def same_start_time(a: float | None, b: float | None) -> bool:
+    return a is not None and b is not None and abs(a - b) < START_TIME_TOLERANCE
+
+
+def is_gone(proc: psutil.Process) -> bool:
+    """True when the process has exited, a zombie included (it runs nothing any more)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return True
+    except psutil.AccessDenied:
+        return False
+
+
+def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process | None:
+    """The live process with this PID if it is still the one started at `start_time`."""
+    if pid is None:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if not same_start_time(proc.create_time(), start_time) or is_gone(proc):
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+
+
+def carries_marker(proc: psutil.Process, marker: str) -> bool:
+    try:
+        return proc.environ().get(MARKER_ENV) == marker
+    except (psutil.Error, OSError):
+        return False
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    """Every live process of the current user whose environment carries this job's marker."""
+    me = os.getpid()
+    uid = os.getuid()
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            uids = proc.info["uids"]
+            if proc.pid == me or uids is None or uids.real != uid:
+                continue
+            if carries_marker(proc, marker) and not is_gone(proc):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def descendants(proc: psutil.Process) -> list[psutil.Process]:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def open_session_files(procs: list[psutil.Process], sessions_dir: str) -> list[str]:
+    prefix = sessions_dir.rstrip("/") + "/"
+    found = []
+    for proc in procs:
+        try:
+            for f in proc.open_files():
+                if f.path.startswith(prefix) and f.path.endswith(".jsonl") and f.path not in found:
+                    found.append(f.path)
+        except psutil.Error:
+            continue
+    return found
+
+
+@dataclass(frozen=True)
+class ProcessStats:
+    cpu_percent: float
+    rss_bytes: int
+    uptime: float
+    processes: int
+
+
+class ProcessPoller:
+    """CPU and memory of a job's process tree, with CPU measured between two polls.
+
+    The first poll of a process gives its average since it started, so a one-shot `list` still
+    has a meaningful figure; later polls give the rate since the previous poll.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[int, float], tuple[float, float]] = {}  # (pid, start) -> (cpu s, wall)
+        self._touched: set[tuple[int, float]] = set()
+
+    def sample(self, proc: psutil.Process) -> ProcessStats | None:
+        now = time.time()
+        tree = [proc, *descendants(proc)]
+        cpu = 0.0
+        rss = 0
+        count = 0
+        for p in tree:
+            try:
+                with p.oneshot():
+                    start = p.create_time()
+                    times = p.cpu_times()
+                    mem = p.memory_info().rss
+            except psutil.Error:
+                continue
+            key = (p.pid, start)
+            self._touched.add(key)
+            total = times.user + times.system
+            last = self._last.get(key)
+            if last is None:
+                elapsed = max(now - start, 1e-3)
+                cpu += 100.0 * total / elapsed
+            else:
+                elapsed = max(now - last[1], 1e-3)
+                cpu += 100.0 * max(total - last[0], 0.0) / elapsed
+            self._last[key] = (total, now)
+            rss += mem
+            count += 1
+        if count == 0:
+            return None
+        try:
+            uptime = now - proc.create_time()
+        except psutil.Error:
+            return None
+        return ProcessStats(cpu_percent=cpu, rss_bytes=rss, uptime=uptime, processes=count)
+
+    def prune(self) -> None:
+        """Forgets processes not sampled since the last prune, so days of jobs do not pile up."""
+        self._last = {k: v for k, v in self._last.items() if k in self._touched}
+        self._touched = set()

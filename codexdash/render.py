@@ -1,0 +1,113 @@
+"""Session events as readable lines, shared by the CLI and the dashboard.
+
+Everything shown comes from files that an agent and its tools wrote: control characters and
+terminal escapes are made visible here, once, so no content can drive the terminal. Styles are
+names; each front end maps them to its own colours.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from codexdash.events import Event, Kind, Outcome
+
+OUTPUT_LINES_SHOWN = 12
+
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides that can
+# make text read differently from what it is.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match) -> str:
+    ch = match.group()
+    code = ord(ch)
+    if code < 0x20:
+        return "^" + chr(code + 0x40)
+    if code == 0x7F:
+        return "^?"
+    return f"<U+{code:04X}>"
+
+
+def sanitize(text: str) -> str:
+    """The text with every control character shown as inert characters (ESC becomes ^[)."""
+    return _UNSAFE.sub(_visible, text.replace("\t", "    "))
+
+
+class Line(NamedTuple):
+    style: str  # prompt, agent, command, output, ok, error, dim, notice
+    text: str
+
+
+def _block(prefix: str, style: str, text: str, indent: str = "  ") -> list[Line]:
+    lines = sanitize(text).split("\n")
+    out = [Line(style, prefix + lines[0])]
+    out.extend(Line(style, indent + line) for line in lines[1:])
+    return out
+
+
+def render_event(event: Event) -> list[Line]:
+    kind = event.kind
+    if kind == Kind.META:
+        d = event.data
+        parts = [f"session {d.get('session_id') or '?'}"]
+        if d.get("cli_version"):
+            parts.append(f"codex {d['cli_version']}")
+        if d.get("cwd"):
+            parts.append(str(d["cwd"]))
+        return [Line("dim", sanitize("── " + " · ".join(parts)))]
+    if kind == Kind.MODEL:
+        return [Line("dim", sanitize(f"   model {event.text}"))]
+    if kind == Kind.PROMPT:
+        return _block("› ", "prompt", event.text)
+    if kind == Kind.AGENT:
+        return _block("• ", "agent", event.text)
+    if kind == Kind.REASONING:
+        return _block("  ", "dim", event.text)
+    if kind == Kind.COMMAND:
+        return _block("$ ", "command", event.text)
+    if kind == Kind.COMMAND_RESULT:
+        return _render_result(event)
+    if kind == Kind.TOKENS:
+        return [Line("dim", f"   tokens {event.tokens:,}")]
+    if kind == Kind.OUTCOME:
+        if event.outcome == Outcome.COMPLETED:
+            return _block("✔ completed", "ok", f": {event.text}" if event.text else "")
+        if event.outcome == Outcome.FAILED:
+            return _block("✖ failed: ", "error", event.text)
+        return _block("■ interrupted: ", "error", event.text)
+    if kind == Kind.ERROR:
+        return _block("✖ error: ", "error", event.text)
+    return _block("! ", "notice", event.text)
+
+
+def _render_result(event: Event) -> list[Line]:
+    if event.exit_code is None:
+        head = Line("dim", "  ↳ finished")
+    elif event.exit_code == 0:
+        head = Line("ok", "  ↳ exit 0")
+    else:
+        head = Line("error", f"  ↳ exit {event.exit_code}")
+    output = sanitize(event.text.rstrip("\n"))
+    if not output:
+        return [head]
+    lines = output.split("\n")
+    shown = lines[-OUTPUT_LINES_SHOWN:]
+    out = [head]
+    if len(lines) > len(shown):
+        out.append(Line("dim", f"    … {len(lines) - len(shown)} earlier lines"))
+    out.extend(Line("output", "    " + line) for line in shown)
+    return out
+
+
+def render_events(events) -> list[Line]:
+    out: list[Line] = []
+    for event in events:
+        out.extend(render_event(event))
+    return out
+
+
+def render_raw(line: bytes | str) -> Line:
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    return Line("dim", sanitize(line.rstrip("\n")))
