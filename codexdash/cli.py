@@ -267,18 +267,19 @@ def cmd_logs(args, ctx: Context) -> int:
                 out.write(_style(line, color) + "\n")
 
     try:
-        if args.tail is not None:
+        if args.tail is not None and args.raw:
+            raws, end = _last_raw_lines(path, args.tail)
+            for raw in raws:
+                out.write(_style(render_raw(raw), color) + "\n")
+            tail, parser = SessionTail(path, offset=end), SessionParser()
+        elif args.tail is not None:
             opened = open_session(path, last=args.tail)
             tail, parser = opened.tail, opened.parser
             if opened.truncated:
                 out.write(_style(render_event(Event(Kind.NOTICE, "earlier events not shown"))[0], color) + "\n")
-            if args.raw:
-                for raw in _last_raw_lines(path, args.tail):
-                    out.write(_style(render_raw(raw), color) + "\n")
-            else:
-                for event in opened.events:
-                    for line in render_event(event):
-                        out.write(_style(line, color) + "\n")
+            for event in opened.events:
+                for line in render_event(event):
+                    out.write(_style(line, color) + "\n")
         else:
             tail, parser = SessionTail(path), SessionParser()
             for raw in tail.read().lines:
@@ -309,7 +310,7 @@ def cmd_logs(args, ctx: Context) -> int:
     return 0
 
 
-def _last_raw_lines(path: Path, n: int) -> list[bytes]:
+def _last_raw_lines(path: Path, n: int) -> tuple[list[bytes], int]:
     from codexdash.tail import iter_lines_backward, last_line_end
 
     fd = os.open(path, os.O_RDONLY)
@@ -322,7 +323,7 @@ def _last_raw_lines(path: Path, n: int) -> list[bytes]:
             lines.append(line)
     finally:
         os.close(fd)
-    return lines[::-1]
+    return lines[::-1], end
 
 
 def cmd_kill(args, ctx: Context) -> int:

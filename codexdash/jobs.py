@@ -305,12 +305,21 @@ class JobEngine:
         self.settle(job, exit_code)
 
     def _heir(self, job: Job) -> psutil.Process | None:
+        """A live process that is the job's Codex although the recorded PID is not.
+
+        It must carry the marker in its environment and on its command line, be no older than
+        the job, and (when a PID was recorded) sit in the job's process group under another
+        PID: a process that merely reuses the recorded PID is never taken for the job.
+        """
         token = marker_argument(job.marker)
         for proc in marked_processes(job.marker):
             try:
-                if token in proc.cmdline():
-                    return proc
-            except psutil.Error:
+                if token not in proc.cmdline() or proc.create_time() < job.created_at - 1:
+                    continue
+                if job.pid is not None and (proc.pid == job.pid or os.getpgid(proc.pid) != job.pid):
+                    continue
+                return proc
+            except (psutil.Error, OSError):
                 continue
         return None
 

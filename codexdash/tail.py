@@ -25,6 +25,7 @@ MAX_LINE_BYTES = 256 << 20
 # step 50 ms) delay each new line by tens of milliseconds. One watcher with a 10 ms step costs
 # well under 1 % of a core while idle (see BENCHMARKS.md).
 WATCH_STEP_MS = 10
+OVERLAP_EVENTS = 8
 WATCH_DEBOUNCE_MS = 50
 
 
@@ -176,7 +177,9 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
         truncated = False
         probe = SessionParser()
         for line in iter_lines_backward(fd, end):
-            if counted >= last:
+            # A few events more than asked: Codex records some results twice, and the parser
+            # keeps the first of a pair only if it sees both.
+            if counted >= last + OVERLAP_EVENTS:
                 truncated = True
                 break
             picked.append(line)
@@ -188,7 +191,8 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
     for line in reversed(picked):
         events.extend(parser.feed(line))
     tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
-    return OpenedSession(events=events[-last:] if last else events, tail=tail, parser=parser, truncated=truncated)
+    truncated = truncated or len(events) > last
+    return OpenedSession(events=events[-last:] if last else [], tail=tail, parser=parser, truncated=truncated)
 
 
 def read_first_line(path: Path | str, limit: int = 4 << 20) -> bytes:
