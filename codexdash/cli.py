@@ -236,7 +236,7 @@ def _style(line, color: bool) -> str:
 
 def cmd_logs(args, ctx: Context) -> int:
     from codexdash.events import Event, Kind, SessionParser
-    from codexdash.render import render_event, render_raw
+    from codexdash.render import render_event, render_raw, render_tokens
     from codexdash.tail import SessionTail, open_session, watch_files
 
     job = None
@@ -258,13 +258,20 @@ def cmd_logs(args, ctx: Context) -> int:
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     out = sys.stdout
 
+    tokens: list[int] = []
+
+    def emit_events(events) -> None:
+        for event in events:
+            if event.tokens is not None:
+                tokens.append(event.tokens)
+            for line in render_event(event):
+                out.write(_style(line, color) + "\n")
+
     def emit_line(raw: bytes, parser: SessionParser) -> None:
         if args.raw:
             out.write(_style(render_raw(raw), color) + "\n")
-            return
-        for event in parser.feed(raw):
-            for line in render_event(event):
-                out.write(_style(line, color) + "\n")
+        else:
+            emit_events(parser.feed(raw))
 
     try:
         if args.tail is not None and args.raw:
@@ -277,16 +284,16 @@ def cmd_logs(args, ctx: Context) -> int:
             tail, parser = opened.tail, opened.parser
             if opened.truncated:
                 out.write(_style(render_event(Event(Kind.NOTICE, "earlier events not shown"))[0], color) + "\n")
-            for event in opened.events:
-                for line in render_event(event):
-                    out.write(_style(line, color) + "\n")
+            emit_events(opened.events)
         else:
             tail, parser = SessionTail(path), SessionParser()
             for raw in tail.read().lines:
                 emit_line(raw, parser)
-        out.flush()
         if not args.follow:
+            if tokens and not args.raw:
+                out.write(_style(render_tokens(tokens[-1]), color) + "\n")
             return 0
+        out.flush()
         stop = threading.Event()
         last_check = time.monotonic()
         for _changed in watch_files([path], stop, timeout_ms=1000):
@@ -303,6 +310,8 @@ def cmd_logs(args, ctx: Context) -> int:
                 if not job.is_live:
                     for raw in tail.read().lines:
                         emit_line(raw, parser)
+                    if tokens and not args.raw:
+                        out.write(_style(render_tokens(tokens[-1]), color) + "\n")
                     out.flush()
                     return 0
     except OSError as exc:

@@ -104,6 +104,16 @@ class JobView:
         }
 
 
+def _ended_at(summary: SessionSummary | None) -> float:
+    """When the session recorded its end, or now when it recorded none (killed, crashed)."""
+    if summary and summary.outcome and summary.last_timestamp:
+        try:
+            return min(dt.datetime.fromisoformat(summary.last_timestamp.replace("Z", "+00:00")).timestamp(), now())
+        except ValueError:
+            pass
+    return now()
+
+
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -362,7 +372,7 @@ class JobEngine:
         detail = summary.outcome_text if summary and summary.outcome else None
         if status == JobStatus.LOST:
             detail = "the process is gone and its session file records no outcome (killed or crashed)"
-        fields = {"ended_at": now(), "detail": detail}
+        fields = {"ended_at": _ended_at(summary), "detail": detail}
         if exit_code is not None:
             fields["exit_code"] = exit_code
         if summary and summary.tokens is not None:

@@ -69,7 +69,7 @@ def render_event(event: Event) -> list[Line]:
     if kind == Kind.COMMAND_RESULT:
         return _render_result(event)
     if kind == Kind.TOKENS:
-        return [Line("dim", f"   tokens {event.tokens:,}")]
+        return []  # running totals: shown once, by the front end (pane title, end of `logs`)
     if kind == Kind.OUTCOME:
         if event.outcome == Outcome.COMPLETED:
             return _block("✔ completed", "ok", f": {event.text}" if event.text else "")
@@ -98,6 +98,10 @@ def _render_result(event: Event) -> list[Line]:
         out.append(Line("dim", f"    … {len(lines) - len(shown)} earlier lines"))
     out.extend(Line("output", "    " + line) for line in shown)
     return out
+
+
+def render_tokens(total: int | None) -> Line:
+    return Line("dim", f"   Σ {total:,} tokens" if total is not None else "   Σ tokens unknown")
 
 
 def render_events(events) -> list[Line]:

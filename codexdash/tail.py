@@ -160,6 +160,7 @@ def iter_lines_backward(fd: int, end: int) -> Iterator[bytes]:
 @dataclass
 class OpenedSession:
     events: list[Event]
+    lines: list[bytes]  # the raw lines the events were read from, oldest first
     tail: SessionTail
     parser: SessionParser
     truncated: bool  # earlier events exist that were not read
@@ -186,13 +187,14 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
             counted += len(probe.feed(line))
     finally:
         os.close(fd)
+    picked.reverse()
     parser = SessionParser()
     events: list[Event] = []
-    for line in reversed(picked):
+    for line in picked:
         events.extend(parser.feed(line))
     tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     truncated = truncated or len(events) > last
-    return OpenedSession(events=events[-last:] if last else [], tail=tail, parser=parser, truncated=truncated)
+    return OpenedSession(events=events[-last:] if last else [], lines=picked, tail=tail, parser=parser, truncated=truncated)
 
 
 def read_first_line(path: Path | str, limit: int = 4 << 20) -> bytes:

@@ -1,0 +1,1 @@
+"""The Textual dashboard over the core. Nothing outside this package imports Textual."""

@@ -1,0 +1,304 @@
+"""The dashboard: wires the jobs table, the session pane and the dialogs to the job engine.
+
+Blocking work (polling processes, the store, killing) runs in worker threads; results come
+back as messages, so the screen never waits on I/O.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Input, Static
+
+from codexdash import format as fmt
+from codexdash.errors import CodexdashError, Refused
+from codexdash.identity import verify
+from codexdash.jobs import JobEngine, JobView
+from codexdash.kill import kill_job, kill_plan
+from codexdash.render import sanitize
+from codexdash.store import JobStatus
+from codexdash.ui.help_screen import HelpScreen
+from codexdash.ui.jobs_table import SORTS, JobsTable
+from codexdash.ui.kill_dialog import KillDialog
+from codexdash.ui.messages import JobsRefreshed
+from codexdash.ui.session_pane import SessionLog, SessionPane
+from codexdash.ui.start_dialog import StartDialog
+from codexdash.ui.styles import STATUS_STYLES
+
+NARROW_WIDTH = 110  # below this the session pane goes under the table
+
+
+class CodexdashApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "codexdash"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS = [
+        Binding("n", "start_job", "New"),
+        Binding("k,delete", "kill_job", "Kill"),
+        Binding("tab", "toggle_focus", "Focus", show=False, priority=False),
+        Binding("f", "toggle_follow", "Follow"),
+        Binding("r", "toggle_raw", "Raw"),
+        Binding("slash", "find", "Filter/Search"),
+        Binding("a", "toggle_history", "All"),
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.start_cwd = cwd or os.getcwd()
+        self.host = socket.gethostname()
+        if title:
+            self.title = title
+        self.views: list[JobView] = []
+        self.all_history = False
+        self.sort = SORTS[0]
+        self.query_text = ""
+        self._known_status: dict[str, str] = {}
+        self._refreshing = False
+        self._first_refresh = True
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="table-box"):
+                yield JobsTable(id="jobs")
+                yield Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
+            yield SessionPane(id="session-pane")
+        yield Footer()
+
+    @property
+    def table(self) -> JobsTable:
+        return self.query_one(JobsTable)
+
+    @property
+    def pane(self) -> SessionPane:
+        return self.query_one(SessionPane)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self._apply_layout(self.size.width)
+        self.refresh_jobs()
+        self.set_interval(self.engine.settings.refresh_interval, self.refresh_jobs)
+
+    def on_resize(self, event) -> None:
+        self._apply_layout(event.size.width)
+
+    def _apply_layout(self, width: int) -> None:
+        self.screen.set_class(width < NARROW_WIDTH, "narrow")
+
+    # ---- the live table ---------------------------------------------------------------------
+
+    def refresh_jobs(self) -> None:
+        if not self._refreshing:  # a slow poll is not stacked with another
+            self._refreshing = True
+            self._poll()
+
+    @work(thread=True, group="refresh")
+    def _poll(self) -> None:
+        try:
+            views = self.engine.refresh(all_history=self.all_history)
+            self.post_message(JobsRefreshed(views))
+        except CodexdashError as exc:
+            self.post_message(JobsRefreshed(self.views, error=str(exc)))
+        finally:
+            self._refreshing = False
+
+    def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
+        if message.error:
+            self.notify(message.error, severity="error", markup=False)
+        self.views = message.views
+        for v in message.views:
+            before = self._known_status.get(v.job.id)
+            if before in JobStatus.LIVE and v.job.status in JobStatus.FINISHED and not self._first_refresh:
+                self._announce_end(v)
+            self._known_status[v.job.id] = v.job.status
+        self._first_refresh = False
+        self._show_table()
+
+    def _announce_end(self, v: JobView) -> None:
+        j = v.job
+        severity = "information" if j.status in (JobStatus.COMPLETED, JobStatus.KILLED) else "error"
+        self.notify(f"job {j.id} {j.status.replace('_', ' ')}: {sanitize(fmt.one_line(j.prompt, 40))}", severity=severity, markup=False)
+
+    def _show_table(self) -> None:
+        self.table.show(self.views, query=self.query_text, sort=self.sort)
+        self._update_status()
+        self._show_selected()
+
+    def _update_status(self) -> None:
+        counts = Counter(v.job.status for v in self.views)
+        text = Text()
+        text.append(f" {self.host} ", style="bold")
+        text.append(f" CODEX_HOME {sanitize(str(self.engine.settings.codex_home))} ", style="dim")
+        for status in [*JobStatus.LIVE, *JobStatus.FINISHED]:
+            if counts.get(status):
+                text.append(f" {fmt.status_label(status)} {counts[status]} ", style=STATUS_STYLES.get(status, ""))
+        text.append(f" sort:{self.sort}", style="dim")
+        text.append("  all history" if self.all_history else "  recent", style="dim")
+        if self.query_text:
+            text.append(f"  filter:{sanitize(self.query_text)}", style="yellow")
+        self.query_one("#status", Static).update(text)
+
+    def _selected_view(self) -> JobView | None:
+        jid = self.table.selected_job_id
+        return next((v for v in self.views if v.job.id == jid), None)
+
+    def _show_selected(self) -> None:
+        v = self._selected_view()
+        if v is None:
+            self.pane.show_job(None, None)
+        else:
+            waiting = "" if v.job.is_live else "no session file was found for this job"
+            self.pane.show_job(v.job.id, v.job.session_file, waiting=waiting)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._show_selected()
+
+    # ---- actions ------------------------------------------------------------------------
+
+    def action_focus_pane(self) -> None:
+        self.pane.log_view.focus()
+
+    def action_toggle_focus(self) -> None:
+        if self.focused is self.table:
+            self.pane.log_view.focus()
+        else:
+            self.table.focus()
+
+    def action_toggle_follow(self) -> None:
+        self.pane.follow = not self.pane.follow
+
+    def action_toggle_raw(self) -> None:
+        self.pane.raw = not self.pane.raw
+
+    def action_toggle_history(self) -> None:
+        self.all_history = not self.all_history
+        self.notify("showing every job ever recorded" if self.all_history else "showing running and recent jobs")
+        self._refreshing = False
+        self.refresh_jobs()
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self._show_table()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_find(self) -> None:
+        if isinstance(self.focused, SessionLog):
+            self.pane.open_search()
+            return
+        box = self.query_one("#filter", Input)
+        box.remove_class("hidden")
+        box.value = self.query_text
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.query_text = event.value.strip()
+            self._show_table()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.add_class("hidden")
+            self.table.focus()
+
+    def on_key(self, event) -> None:
+        if event.key != "escape":
+            return
+        if self.focused is not None and self.focused.id == "filter":
+            self.query_text = ""
+            self.focused.value = ""
+            self.focused.add_class("hidden")
+            self.table.focus()
+            self._show_table()
+            event.stop()
+        elif self.focused is not None and self.focused.id == "pane-search":
+            self.pane.close_search()
+            event.stop()
+        elif isinstance(self.focused, SessionLog):
+            self.table.focus()
+            event.stop()
+
+    def action_start_job(self) -> None:
+        def started(job) -> None:
+            if job is not None:
+                self.notify(f"started job {job.id} (PID {job.pid})", markup=False)
+                self._refreshing = False
+                self.refresh_jobs()
+
+        self.push_screen(StartDialog(self.engine, self.start_cwd), started)
+
+    def action_kill_job(self) -> None:
+        v = self._selected_view()
+        if v is None:
+            self.notify("no job selected", severity="warning")
+            return
+        job = v.job
+        if not job.is_live:
+            self.notify(f"job {job.id} is not running ({job.status})", severity="warning", markup=False)
+            return
+        report = verify(job)
+        report.close()  # the kill verifies again, holding its own pidfd
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self._kill(job.id)
+            elif not report.ok:
+                self.notify(f"kill of job {job.id} refused: {sanitize(report.reason())}", severity="error", markup=False)
+
+        self.push_screen(KillDialog(job, report, kill_plan(self.engine, force=False)), answered)
+
+    @work(thread=True, group="kill")
+    def _kill(self, job_id: str) -> None:
+        try:
+            job = self.engine.find(job_id)
+            result = kill_job(self.engine, job)
+            self.notify(f"job {job_id} {job.status} after {result.seconds:.1f} s ({', '.join(result.sent)})", markup=False)
+        except Refused as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        except CodexdashError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        self._refreshing = False
+        self.call_from_thread(self.refresh_jobs)
+
+    # ---- command palette: every action ---------------------------------------------------------
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        for title, help_text, action in [
+            ("Start a job", "open the start dialog (n)", self.action_start_job),
+            ("Kill the selected job", "verify, confirm, stop (k)", self.action_kill_job),
+            ("Toggle follow", "follow the session as it grows (f)", self.action_toggle_follow),
+            ("Toggle raw JSON", "show the session file's lines as written (r)", self.action_toggle_raw),
+            ("Filter jobs / search session", "(/)", self.action_find),
+            ("Toggle all history", "every job ever, or running and recent (a)", self.action_toggle_history),
+            ("Cycle sort", "newest, state, cpu, memory, tokens, idle (s)", self.action_cycle_sort),
+            ("Switch focus", "between the table and the session pane (tab)", self.action_toggle_focus),
+            ("Keys", "show every key (?)", self.action_help),
+        ]:
+            yield SystemCommand(title, help_text, action)
+
+
+def live_count(engine: JobEngine) -> int:
+    return sum(1 for j in engine.jobs(include_finished=False) if j.is_live)
+
+
+def run_dashboard(engine: JobEngine, title: str | None = None) -> int:
+    app = CodexdashApp(engine, title=title)
+    app.run()
+    running = live_count(engine)
+    if running:
+        print(f"codexdash: {running} job(s) keep running; `codexdash` or `codexdash list` shows them again.")
+    return app.return_code or 0

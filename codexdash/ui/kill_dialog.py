@@ -1,0 +1,65 @@
+"""The kill dialog: the identity checks with their results, and what will be sent.
+
+Focus starts on Cancel. When a check fails the dialog says which and why, and offers no kill.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from codexdash.identity import IdentityReport
+from codexdash.kill import KillStep, describe_plan
+from codexdash.render import sanitize
+from codexdash.store import Job
+
+
+class KillDialog(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "confirm", "Kill", show=False),
+        Binding("n", "cancel", "Cancel", show=False),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, job: Job, report: IdentityReport, plan: list[KillStep]) -> None:
+        super().__init__()
+        self.job = job
+        self.report = report
+        self.plan = plan
+
+    def compose(self) -> ComposeResult:
+        r = self.report
+        with Vertical(id="kill-dialog", classes="dialog"):
+            yield Static(f"Kill job {self.job.id}?" if r.ok else f"Job {self.job.id} cannot be killed", classes="dialog-title")
+            yield Static(Text(f"PID {self.job.pid}   {sanitize(' '.join(r.cmdline))[:400] or '(no command line)'}"), id="kill-command")
+            checks = Text()
+            for c in r.checks:
+                checks.append("✔ " if c.ok else "✖ ", style="green" if c.ok else "bold red")
+                checks.append(f"{c.name}: ", style="bold")
+                checks.append(sanitize(c.detail) + "\n")
+            yield Static(checks, id="kill-checks")
+            if r.ok:
+                yield Static(Text("Will send: " + describe_plan(self.plan)), id="kill-plan")
+            else:
+                yield Static(Text("Refused: " + sanitize(r.reason()) + ". Nothing will be sent."), id="kill-refused", classes="dialog-error")
+            with Horizontal(classes="buttons"):
+                if r.ok:
+                    yield Button("Kill (y)", id="do-kill", variant="error", compact=True)
+                yield Button("Cancel (n/esc)", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "do-kill" and self.report.ok)
+
+    def action_confirm(self) -> None:
+        if self.report.ok:
+            self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
