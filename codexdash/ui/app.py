@@ -53,11 +53,11 @@ class CodexdashApp(App):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None) -> None:
+    def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None, host: str | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.start_cwd = cwd or os.getcwd()
-        self.host = socket.gethostname()
+        self.host = host or socket.gethostname()
         if title:
             self.title = title
         self.views: list[JobView] = []

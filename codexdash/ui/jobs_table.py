@@ -27,9 +27,9 @@ COLUMNS = [
     ("mem", "Mem"),
     ("tokens", "Tokens"),
     ("idle", "Idle"),
+    ("prompt", "Prompt"),
     ("cwd", "Cwd"),
     ("model", "Model"),
-    ("prompt", "Prompt"),
 ]
 
 SORTS = ["newest", "state", "cpu", "memory", "tokens", "idle"]
@@ -84,9 +84,9 @@ def row_cells(v: JobView, now: float) -> dict[str, Text]:
         "tokens": Text(fmt.tokens(tokens), justify="right"),
         "idle": Text(("⚠ " if stalled else "") + fmt.duration(idle) if idle is not None else "-",
                      style="bold yellow" if stalled else "dim"),
+        "prompt": Text(sanitize(fmt.one_line(j.prompt, 36))),
         "cwd": Text(sanitize(_short_path(j.cwd))),
         "model": Text(sanitize(j.model or "-")),
-        "prompt": Text(sanitize(fmt.one_line(j.prompt, 48))),
     }
 
 

@@ -1,0 +1,172 @@
+"""The dashboard driven with Pilot over real fake-codex jobs and a real database file."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+from textual.widgets import Button, Input, Static, TextArea
+
+from codexdash.store import Job, JobStatus
+from codexdash.ui.app import CodexdashApp
+from codexdash.ui.kill_dialog import KillDialog
+from codexdash.ui.start_dialog import StartDialog
+from tests.ui_support import add_fixed_jobs, log_text, table_text, until
+
+SIZE = (140, 36)
+
+
+@pytest.fixture
+def app(sandbox):
+    sandbox.engine.settings = sandbox.settings.with_overrides(refresh_interval=0.2, interrupt_grace=2.0)
+    return CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost")
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_table_shows_a_started_job_and_its_end(sandbox, app):
+    job = sandbox.start("ECHO finished soon SLEEP 1")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: job.id in table_text(app), message="the job in the table")
+        assert "● running" in table_text(app)
+        await until(pilot, lambda: "✔ completed" in table_text(app), message="the completed state")
+        status = str(app.query_one("#status", Static).render())
+        assert "testhost" in status and "completed 1" in status
+
+
+async def test_pane_follows_appended_lines(sandbox, app):
+    job = sandbox.start("STREAM 30")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.pane.job_id == job.id and app.pane.path, message="the pane to open the file")
+        await until(pilot, lambda: "step 3 of 30" in log_text(app), message="live lines in the pane")
+        assert "› STREAM 30" in log_text(app)
+        await pilot.press("r")  # raw JSON
+        await until(pilot, lambda: '"type": "response_item"' in log_text(app), message="raw lines")
+        await pilot.press("r")
+        assert "• working… step 1 of 30" in log_text(app)
+
+
+async def test_follow_pauses_when_scrolled_up_and_f_toggles(sandbox, app):
+    job = sandbox.start("STREAM 60")
+    async with app.run_test(size=(100, 24)) as pilot:
+        await until(pilot, lambda: "step 12 of 60" in log_text(app), timeout=30, message="a long pane")
+        log = app.pane.log_view
+        await pilot.press("tab")
+        assert app.focused is log
+        await pilot.press("home")
+        await until(pilot, lambda: log.scroll_y == 0, message="scrolled to the top")
+        before = log.scroll_y
+        await until(pilot, lambda: "step 14 of 60" in log_text(app), message="more lines")
+        assert log.scroll_y == before  # not dragged down while the user reads
+        await pilot.press("f")
+        assert app.pane.follow is False
+        await pilot.press("f")
+        await until(pilot, lambda: log.is_vertical_scroll_end, message="back at the bottom")
+        del job
+
+
+async def test_start_dialog_validates_and_records_nothing_on_error(sandbox, app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the dialog")
+        assert app.focused is dialog.query_one("#prompt", TextArea)
+        await pilot.press("ctrl+s")
+        assert "prompt is empty" in str(dialog.query_one("#start-error", Static).render())
+        await pilot.press(*"ECHO from the dialog")
+        dialog.query_one("#cwd", Input).value = "/no/such/dir"
+        await pilot.press("ctrl+s")
+        assert "does not exist" in str(dialog.query_one("#start-error", Static).render())
+        assert Job.select().count() == 0
+        dialog.query_one("#cwd", Input).value = str(sandbox.root)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
+        (job,) = Job.select()
+        assert job.prompt == "ECHO from the dialog" and job.cwd == str(sandbox.root)
+        await until(pilot, lambda: job.id in table_text(app), message="the new job in the table")
+
+
+async def test_start_dialog_escape_cancels(sandbox, app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, StartDialog), message="the dialog")
+        await pilot.press(*"STREAM 5")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
+        assert Job.select().count() == 0
+
+
+async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandbox, app):
+    job = sandbox.start("please SLEEP 60")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job selected")
+        await pilot.press("k")
+        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
+        checks = str(dialog.query_one("#kill-checks", Static).render())
+        for name in ("process", "start time", "marker", "command", "user"):
+            assert f"✔ {name}" in checks
+        assert app.focused is dialog.query_one("#cancel", Button)
+        assert "SIGINT" in str(dialog.query_one("#kill-plan", Static).render())
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, KillDialog), message="the dialog to close")
+        assert alive(job.pid) and Job.get_by_id(job.id).status == JobStatus.RUNNING
+        await pilot.press("k")
+        await until(pilot, lambda: isinstance(app.screen, KillDialog), message="the kill dialog again")
+        await pilot.press("y")
+        await until(pilot, lambda: Job.get_by_id(job.id).status == JobStatus.KILLED, message="the kill")
+        await until(pilot, lambda: "✝ killed" in table_text(app), message="the killed state in the table")
+        assert not alive(job.pid)
+
+
+async def test_refused_kill_offers_no_kill_and_never_signals(sandbox, app):
+    job = sandbox.start("EXEC now")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: psutil.Process(job.pid).name() == "sleep", message="the exec")
+        await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job selected")
+        await pilot.press("k")
+        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
+        assert "✖ marker" in str(dialog.query_one("#kill-checks", Static).render())
+        assert "Refused" in str(dialog.query_one("#kill-refused", Static).render())
+        assert not dialog.query("#do-kill")
+        await pilot.press("y")  # no effect: nothing to confirm
+        assert isinstance(app.screen, KillDialog)
+        await pilot.press("escape")
+        assert alive(job.pid)
+        assert Job.get_by_id(job.id).status == JobStatus.RUNNING
+
+
+async def test_filter_sort_history_and_help(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.table.row_count == 5, message="the fixed jobs")
+        await pilot.press("slash", *"SLEEP 20")
+        await until(pilot, lambda: app.table.row_count == 2, message="the filter")
+        await pilot.press("escape")
+        await until(pilot, lambda: app.table.row_count == 5, message="the filter cleared")
+        await pilot.press("s")
+        assert app.sort == "state"
+        assert app.table.selected_job_id is not None
+        await pilot.press("question_mark")
+        await until(pilot, lambda: "HelpScreen" in type(app.screen).__name__, message="help")
+        await pilot.press("escape")
+        await pilot.press("a")
+        assert app.all_history
+
+
+async def test_hostile_prompt_is_shown_as_text(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.table.row_count == 5, message="the fixed jobs")
+        text = table_text(app)
+        assert "[bold]not markup[/] ^[[31m" in text
+
+
+async def test_quit_leaves_jobs_running(sandbox, app):
+    job = sandbox.start("STREAM 30")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: job.id in table_text(app), message="the job")
+        await pilot.press("q")
+    assert alive(job.pid)

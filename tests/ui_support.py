@@ -1,0 +1,56 @@
+"""Helpers for the dashboard tests: waiting on the app, and a store of fixed jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from codexdash.store import Job, JobStatus
+from tests.conftest import SAMPLES
+
+
+async def until(pilot, condition, timeout: float = 15.0, message: str = "condition"):
+    """Lets the app run until `condition()` holds; fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        await pilot.pause(0.05)
+        await asyncio.sleep(0)
+
+
+def log_text(app) -> str:
+    return "\n".join(strip.text for strip in app.pane.log_view.lines)
+
+
+def table_text(app) -> str:
+    table = app.table
+    return "\n".join(" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count))
+
+
+FIXED_JOBS = [
+    # id, status, prompt, sample, age (s), duration (s), tokens, exit code
+    ("a1b2c3d4e5", JobStatus.COMPLETED, "say hi", "completed-message.jsonl", 600, 1.2, 15, 0),
+    ("b2c3d4e5f6", JobStatus.COMPLETED, "please SLEEP 2", "completed-tool-call.jsonl", 1200, 2.4, 30, 0),
+    ("c3d4e5f6a7", JobStatus.FAILED, "say hi [bold]not markup[/] \x1b[31m", "failed-connection.jsonl", 1800, 0.3, None, 1),
+    ("d4e5f6a7b8", JobStatus.INTERRUPTED, "please SLEEP 20", "interrupted-sigint.jsonl", 2400, 2.7, 15, 1),
+    ("e5f6a7b8c9", JobStatus.KILLED, "please SLEEP 20 and then some", "terminated-sigterm.jsonl", 3000, 4.0, 15, -15),
+]
+
+
+def add_fixed_jobs(store) -> None:
+    """Finished jobs with fixed ids, durations and session files: stable screens."""
+    now = time.time()
+    with store.write():
+        for jid, status, prompt, sample, age, duration, tokens, code in FIXED_JOBS:
+            created = now - age
+            Job.create(
+                id=jid, marker=f"cdx-{jid}", status=status, argv=json.dumps(["codex", "exec", "--", prompt]),
+                cwd="/home/operator/project", prompt=prompt, model="mock-model", created_at=created,
+                pid=40000 + age, pid_start_time=created, started_at=created, ended_at=created + duration,
+                exit_code=code, session_file=str(SAMPLES / sample), session_id=sample, tokens=tokens,
+            )
