@@ -34,7 +34,7 @@ async def test_table_shows_a_started_job_and_its_end(sandbox, app):
         await until(pilot, lambda: job.id in table_text(app), message="the job in the table")
         assert "● running" in table_text(app)
         await until(pilot, lambda: "✔ completed" in table_text(app), message="the completed state")
-        status = str(app.query_one("#status", Static).render())
+        status = str(app.status_line.render())
         assert "testhost" in status and "completed 1" in status
 
 
@@ -94,6 +94,8 @@ async def test_start_dialog_escape_cancels(sandbox, app):
         await pilot.press("n")
         await until(pilot, lambda: isinstance(app.screen, StartDialog), message="the dialog")
         await pilot.press(*"STREAM 5")
+        seen = app.refreshes
+        await until(pilot, lambda: app.refreshes >= seen + 2, message="refreshes while the dialog is open")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
         assert Job.select().count() == 0

@@ -67,23 +67,21 @@ class CodexdashApp(App):
         self._known_status: dict[str, str] = {}
         self._refreshing = False
         self._first_refresh = True
+        self.refreshes = 0  # refresh cycles shown so far
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="status")
+        # Held, not queried: while a dialog is open, queries look at the dialog's screen.
+        self.status_line = Static("", id="status")
+        self.table = JobsTable(id="jobs")
+        self.filter_box = Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
+        self.pane = SessionPane(id="session-pane")
+        yield self.status_line
         with Horizontal(id="main"):
             with Vertical(id="table-box"):
-                yield JobsTable(id="jobs")
-                yield Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
-            yield SessionPane(id="session-pane")
+                yield self.table
+                yield self.filter_box
+            yield self.pane
         yield Footer()
-
-    @property
-    def table(self) -> JobsTable:
-        return self.query_one(JobsTable)
-
-    @property
-    def pane(self) -> SessionPane:
-        return self.query_one(SessionPane)
 
     def on_mount(self) -> None:
         self.table.focus()
@@ -125,6 +123,7 @@ class CodexdashApp(App):
             self._known_status[v.job.id] = v.job.status
         self._first_refresh = False
         self._show_table()
+        self.refreshes += 1
 
     def _announce_end(self, v: JobView) -> None:
         j = v.job
@@ -148,7 +147,7 @@ class CodexdashApp(App):
         text.append("  all history" if self.all_history else "  recent", style="dim")
         if self.query_text:
             text.append(f"  filter:{sanitize(self.query_text)}", style="yellow")
-        self.query_one("#status", Static).update(text)
+        self.status_line.update(text)
 
     def _selected_view(self) -> JobView | None:
         jid = self.table.selected_job_id
@@ -199,7 +198,7 @@ class CodexdashApp(App):
         if isinstance(self.focused, SessionLog):
             self.pane.open_search()
             return
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.remove_class("hidden")
         box.value = self.query_text
         box.focus()

@@ -49,13 +49,13 @@ class SessionPane(Vertical):
         self._tokens: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="pane-title")
-        yield SessionLog(id="session-log", wrap=True, markup=False, highlight=False, max_lines=MAX_LINES, auto_scroll=False, min_width=20)
-        yield Input(placeholder="search the session (enter: next, escape: close)", id="pane-search", classes="hidden")
-
-    @property
-    def log_view(self) -> SessionLog:
-        return self.query_one(SessionLog)
+        self.title_line = Static("", id="pane-title")
+        self.log_view = SessionLog(id="session-log", wrap=True, markup=False, highlight=False, max_lines=MAX_LINES,
+                                   auto_scroll=False, min_width=20)
+        self.search_box = Input(placeholder="search the session (enter: next, escape: close)", id="pane-search", classes="hidden")
+        yield self.title_line
+        yield self.log_view
+        yield self.search_box
 
     # ---- what is shown ---------------------------------------------------------------------
 
@@ -179,15 +179,15 @@ class SessionPane(Vertical):
                 text.append("  raw", style="cyan")
             if self._note:
                 text.append(f"  {self._note}", style="red")
-        self.query_one("#pane-title", Static).update(text)
+        self.title_line.update(text)
 
     def open_search(self) -> None:
-        box = self.query_one("#pane-search", Input)
+        box = self.search_box
         box.remove_class("hidden")
         box.focus()
 
     def close_search(self) -> None:
-        box = self.query_one("#pane-search", Input)
+        box = self.search_box
         box.add_class("hidden")
         self.log_view.focus()
 
