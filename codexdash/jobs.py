@@ -141,6 +141,7 @@ class JobEngine:
                 Job.update(status=to, **fields).where((Job.id == job.id) & (Job.status.in_(expect))).execute()
             )
             if not updated:
+                self.reload(job)
                 return False
             JobEvent.create(
                 job=job.id,
@@ -157,6 +158,13 @@ class JobEngine:
         if old != to and to in JobStatus.FINISHED:
             self._activity.pop(job.id, None)
         return True
+
+    @staticmethod
+    def reload(job: Job) -> None:
+        """Brings a job object up to date with the store (another process may have changed it)."""
+        fresh = Job.get_or_none(Job.id == job.id)
+        if fresh is not None:
+            job.__data__.update(fresh.__data__)
 
     def record_kill_event(self, job: Job, detail: dict) -> None:
         with self.store.write():
@@ -288,21 +296,31 @@ class JobEngine:
         self.poller.prune()
         return views
 
-    def reap(self, job: Job) -> int | None:
+    def reap(self, job: Job, wait: float = 0.0) -> int | None:
         """The exit status of a job this process spawned, once it has exited (reaping it, so
         no zombie is left). Negative: ended by that signal. None: running, or not our child."""
         child = self._children.get(job.id)
-        return child.poll() if child is not None else None
+        if child is None:
+            return None
+        if wait:
+            try:
+                return child.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                return None
+        return child.poll()
 
     def reconcile(self, job: Job) -> None:
         """Settles a live job whose process is gone, or a `starting` record left by a crash."""
-        exit_code = self.reap(job)
-        if job.status == JobStatus.STARTING:
-            if job.pid is None:
-                self._resolve_stale_start(job)
-                return
-        if process_if_same(job.pid, job.pid_start_time) is not None and exit_code is None:
+        if job.status == JobStatus.STARTING and job.pid is None:
+            self._resolve_stale_start(job)
             return
+        alive = process_if_same(job.pid, job.pid_start_time) is not None
+        exit_code = self.reap(job)
+        if alive and exit_code is None:
+            return
+        if exit_code is None:
+            # Gone (or a zombie) but not reaped yet by the poll above: it is ours, collect it.
+            exit_code = self.reap(job, wait=1.0)
         # The recorded process is gone. Node 20's wrapper can die and leave the native Codex
         # running: a process with the marker on its command line is the job's, still alive.
         heir = self._heir(job)

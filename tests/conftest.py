@@ -15,6 +15,7 @@ import pytest
 from codexdash.config import Settings
 from codexdash.fake_codex import install
 from codexdash.jobs import JobEngine, StartRequest
+from codexdash.procs import process_if_same
 from codexdash.store import Job, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -90,10 +91,14 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     box = Sandbox(tmp_path, home, db, codex, settings, engine)
     yield box
     try:
-        markers = {j.marker for j in Job.select()}
+        jobs = list(Job.select())
     except Exception:
-        markers = set()
-    end_marked_processes(markers)
+        jobs = []
+    end_marked_processes({j.marker for j in jobs})
+    for j in jobs:  # a job that exec'd away from its marker still has its recorded identity
+        proc = process_if_same(j.pid, j.pid_start_time)
+        if proc is not None:
+            proc.kill()
     for job in list(engine._children.values()):
         try:
             job.wait(timeout=5)
