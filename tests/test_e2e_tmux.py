@@ -83,3 +83,37 @@ def test_quitting_leaves_jobs_running_and_says_so(sandbox, terminal):
     wait_for(lambda: terminal.done.exists(), message="codexdash to exit")
     assert "1 job(s) keep running" in terminal.out.read_text()
     assert psutil.Process(job.pid).is_running()
+
+
+def test_demo_shows_its_jobs_and_cleans_up(tmp_path):
+    import re
+    import sqlite3
+
+    socket = str(tmp_path / "tmux.sock")
+    done = tmp_path / "exited"
+    command = f"{shlex.quote(sys.executable)} -m codexdash demo > {tmp_path}/out.txt; echo $? > {done}"
+    subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-s", "demo", "-x", "150", "-y", "32", command], check=True,
+                   env={**os.environ, "TERM": "xterm-256color"})
+    term = Terminal(socket, "demo")
+    try:
+        screen = term.wait_screen("codexdash demo")
+        screen = term.wait_screen("✖ failed")
+        assert "● running" in screen and "✔ completed" in screen
+        root = re.search(r"CODEX_HOME (\S+)/codex-home", screen).group(1)
+        markers = [m for (m,) in sqlite3.connect(f"{root}/jobs.db").execute("select marker from job")]
+        assert len(markers) == 6
+        term.keys("q")
+        wait_for(lambda: done.exists(), timeout=30, message="the demo to exit")
+        assert not os.path.exists(root)
+        assert "sandbox removed" in (tmp_path / "out.txt").read_text()
+        leftovers = [p for p in psutil.process_iter() if _marker_of(p) in markers]
+        assert leftovers == []
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+
+
+def _marker_of(proc: psutil.Process) -> str | None:
+    try:
+        return proc.environ().get("CODEXDASH_JOB")
+    except (psutil.Error, OSError):
+        return None

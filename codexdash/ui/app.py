@@ -138,6 +138,8 @@ class CodexdashApp(App):
     def _update_status(self) -> None:
         counts = Counter(v.job.status for v in self.views)
         text = Text()
+        if self.title != "codexdash":
+            text.append(f" {self.title} ", style="reverse")
         text.append(f" {self.host} ", style="bold")
         text.append(f" CODEX_HOME {sanitize(str(self.engine.settings.codex_home))} ", style="dim")
         for status in [*JobStatus.LIVE, *JobStatus.FINISHED]:
