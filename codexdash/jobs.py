@@ -22,12 +22,21 @@ from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionParser, SessionSummary
 from codexdash.identity import marker_argument
-from codexdash.procs import ProcessPoller, ProcessStats, descendants, marked_processes, open_session_files, process_if_same
+from codexdash.procs import (
+    ProcessPoller,
+    ProcessStats,
+    descendants,
+    marked_processes,
+    open_session_files,
+    process_if_same,
+    this_process,
+)
 from codexdash.session_files import find_by_match, parse_name, sessions_dir
 from codexdash.store import Job, JobEvent, JobStatus, Store, now
 from codexdash.tail import SessionTail, open_session
 
-# A job left `starting` longer than this by a codexdash that died is resolved from what is found.
+# A `starting` record whose starter is alive is left alone this long (a start takes milliseconds);
+# one whose starter died, or an older one, is resolved from what is found.
 START_GRACE = 10.0
 # Linux caps one argument at 128 KiB; longer prompts go to Codex on stdin (`-` as the prompt).
 MAX_PROMPT_ARG = 100_000
@@ -159,6 +168,26 @@ class JobEngine:
             self._activity.pop(job.id, None)
         return True
 
+    def claim_stop(self, job: Job) -> bool:
+        """Makes this process the one stopping the job: running -> stopping, or taking over a
+        `stopping` job whose codexdash died mid-kill. False when another live codexdash has it."""
+        me_pid, me_start = this_process()
+        if self.transition(job, JobStatus.STOPPING, expect=(JobStatus.RUNNING,), killed_by_us=True,
+                           actor_pid=me_pid, actor_start_time=me_start):
+            return True
+        if job.status != JobStatus.STOPPING or process_if_same(job.actor_pid, job.actor_start_time) is not None:
+            return False
+        with self.store.write():
+            taken = Job.update(actor_pid=me_pid, actor_start_time=me_start).where(
+                (Job.id == job.id) & (Job.status == JobStatus.STOPPING) & (Job.actor_pid == job.actor_pid)
+            ).execute()
+            if taken:
+                JobEvent.create(job=job.id, at=now(), kind="kill", detail=json.dumps(
+                    {"outcome": "taken over", "from_actor": job.actor_pid}))
+        if taken:
+            job.actor_pid, job.actor_start_time = me_pid, me_start
+        return bool(taken)
+
     @staticmethod
     def reload(job: Job) -> None:
         """Brings a job object up to date with the store (another process may have changed it)."""
@@ -222,6 +251,7 @@ class JobEngine:
         marker = new_marker()
         long_prompt = len(request.prompt.encode()) > MAX_PROMPT_ARG
         argv = self.build_argv(command, marker, request, "-" if long_prompt else request.prompt)
+        actor_pid, actor_start = this_process()
         with self.store.write():
             job = Job.create(
                 id=new_job_id(),
@@ -233,6 +263,8 @@ class JobEngine:
                 model=request.model,
                 sandbox=request.sandbox,
                 created_at=now(),
+                actor_pid=actor_pid,
+                actor_start_time=actor_start,
             )
             JobEvent.create(job=job.id, at=job.created_at, kind="state", to_status=JobStatus.STARTING)
         fault_point("after-record")
@@ -352,8 +384,9 @@ class JobEngine:
         return None
 
     def _resolve_stale_start(self, job: Job) -> None:
-        if now() - job.created_at < START_GRACE:
-            return  # another codexdash may be starting it this very moment
+        starter_alive = process_if_same(job.actor_pid, job.actor_start_time) is not None
+        if starter_alive and now() - job.created_at < START_GRACE:
+            return  # its codexdash is starting it this very moment
         heir = self._heir(job)
         if heir is not None:
             self.transition(

@@ -23,9 +23,9 @@ import psutil
 
 from codexdash.errors import Refused
 from codexdash.identity import IdentityReport, verify
-from codexdash.jobs import JobEngine
+from codexdash.jobs import JobEngine, fault_point
 from codexdash.procs import carries_marker, is_gone, marked_processes
-from codexdash.store import Job, JobStatus
+from codexdash.store import Job
 
 POLL_INTERVAL = 0.02
 
@@ -146,7 +146,7 @@ def kill_job(
             audit["outcome"] = "cancelled"
             engine.record_kill_event(job, audit)
             raise Refused("kill cancelled; nothing was sent")
-        if not engine.transition(job, JobStatus.STOPPING, expect=(JobStatus.RUNNING,), killed_by_us=True):
+        if not engine.claim_stop(job):
             audit["outcome"] = "already stopping"
             engine.record_kill_event(job, audit)
             raise Refused(f"job {job.id} is already being stopped by another codexdash")
@@ -164,6 +164,7 @@ def kill_job(
                 n = _signal_marked(job, step.signal)
                 say(f"sent {step.signal.name} to {n} process(es) carrying the marker")
             result.sent.append(step.signal.name)
+            fault_point("kill-after-signal")
             if leader is not None:
                 _leader_exited(report.pidfd, leader, step.grace)
             engine.reap(job)
@@ -178,6 +179,7 @@ def kill_job(
         result.stopped = not marked_processes(job.marker)
         audit.update(outcome="stopped" if result.stopped else "survivors", sent=result.sent, swept=result.swept, seconds=round(result.seconds, 3))
         engine.record_kill_event(job, audit)
+        fault_point("kill-before-settle")
         engine.settle(job, engine.reap(job))
         return result
     finally:

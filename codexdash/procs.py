@@ -42,6 +42,17 @@ def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process
         return None
 
 
+_this_process: tuple[int, float] | None = None
+
+
+def this_process() -> tuple[int, float]:
+    """(PID, start time) of this codexdash process, as it is recorded as a job's actor."""
+    global _this_process
+    if _this_process is None or _this_process[0] != os.getpid():
+        _this_process = (os.getpid(), psutil.Process().create_time())
+    return _this_process
+
+
 def carries_marker(proc: psutil.Process, marker: str) -> bool:
     try:
         return proc.environ().get(MARKER_ENV) == marker

@@ -72,6 +72,10 @@ class Job(_Model):
     session_file = pw.TextField(null=True)
     tokens = pw.IntegerField(null=True)
     detail = pw.TextField(null=True)  # why it failed to start, what was found at the end
+    # The codexdash process starting or stopping the job (PID and start time). A job left in
+    # the middle of either by a codexdash that died is taken over by the next one.
+    actor_pid = pw.IntegerField(null=True)
+    actor_start_time = pw.FloatField(null=True)
 
     @property
     def argv_list(self) -> list[str]:

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -18,6 +19,15 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
 ]
+
+
+TMUX_CONF = str(Path(__file__).parent / "tmux.conf")
+
+
+def new_terminal(socket: str, name: str, command: str, width: int = 120, height: int = 32) -> "Terminal":
+    subprocess.run(["tmux", "-f", TMUX_CONF, "-S", socket, "new-session", "-d", "-s", name, "-x", str(width), "-y", str(height),
+                    command], check=True, env={**os.environ, "TERM": "xterm-256color"})
+    return Terminal(socket, name)
 
 
 class Terminal:
@@ -32,7 +42,10 @@ class Terminal:
         subprocess.run([*self.base, "send-keys", "-t", self.name, "-l", *keys], check=True)
 
     def screen(self) -> str:
-        return subprocess.run([*self.base, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True).stdout
+        done = subprocess.run([*self.base, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True)
+        if done.returncode != 0 and "no server" in done.stderr + done.stdout:
+            raise AssertionError("the tmux server died (not codexdash): " + done.stderr.strip())
+        return done.stdout
 
     def wait_screen(self, needle: str, timeout: float = 20) -> str:
         return wait_for(lambda: needle in (s := self.screen()) and s, timeout=timeout, message=f"{needle!r} on screen:\n{self.screen()}")
@@ -44,13 +57,11 @@ def terminal(sandbox, tmp_path):
     env = sandbox.env(TERM="tmux-256color")
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL")))
     done = tmp_path / "exited"
-    # Textual draws on stderr: it must stay the terminal. stdout's last words go to a file.
-    command = f"cd {shlex.quote(str(sandbox.root))} && env {exports} {shlex.quote(sys.executable)} -m codexdash > {tmp_path}/out.txt; echo $? > {done}"
-    subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-s", "dash", "-x", "120", "-y", "32", command], check=True,
-                   env={**os.environ, "TERM": "xterm-256color"})
-    term = Terminal(socket, "dash")
+    # Both stdout and stderr stay the terminal (Textual draws on one and sizes itself from
+    # both); the pane stays open after the exit so its last words can be read.
+    command = f"cd {shlex.quote(str(sandbox.root))} && env {exports} {shlex.quote(sys.executable)} -m codexdash; echo $? > {done}; sleep 600"
+    term = new_terminal(socket, "dash", command)
     term.done = done
-    term.out = tmp_path / "out.txt"
     yield term
     subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
 
@@ -59,7 +70,9 @@ def test_start_watch_kill_quit_in_a_real_terminal(sandbox, terminal):
     terminal.wait_screen("n New")
     terminal.keys("n")
     terminal.wait_screen("Start a Codex job")
+    terminal.wait_screen("Cancel (esc)")
     terminal.text("please SLEEP 90")
+    terminal.wait_screen("please SLEEP 90")  # typed into the prompt before it is sent
     terminal.keys("C-s")
     terminal.wait_screen("● running")
     (job,) = Job.select()
@@ -81,7 +94,7 @@ def test_quitting_leaves_jobs_running_and_says_so(sandbox, terminal):
     terminal.wait_screen(job.id)
     terminal.keys("q")
     wait_for(lambda: terminal.done.exists(), message="codexdash to exit")
-    assert "1 job(s) keep running" in terminal.out.read_text()
+    terminal.wait_screen("1 job(s) keep running")
     assert psutil.Process(job.pid).is_running()
 
 
@@ -91,10 +104,8 @@ def test_demo_shows_its_jobs_and_cleans_up(tmp_path):
 
     socket = str(tmp_path / "tmux.sock")
     done = tmp_path / "exited"
-    command = f"{shlex.quote(sys.executable)} -m codexdash demo > {tmp_path}/out.txt; echo $? > {done}"
-    subprocess.run(["tmux", "-S", socket, "new-session", "-d", "-s", "demo", "-x", "150", "-y", "32", command], check=True,
-                   env={**os.environ, "TERM": "xterm-256color"})
-    term = Terminal(socket, "demo")
+    command = f"{shlex.quote(sys.executable)} -m codexdash demo; echo $? > {done}; sleep 600"
+    term = new_terminal(socket, "demo", command, width=150)
     try:
         screen = term.wait_screen("codexdash demo")
         screen = term.wait_screen("✖ failed")
@@ -105,7 +116,7 @@ def test_demo_shows_its_jobs_and_cleans_up(tmp_path):
         term.keys("q")
         wait_for(lambda: done.exists(), timeout=30, message="the demo to exit")
         assert not os.path.exists(root)
-        assert "sandbox removed" in (tmp_path / "out.txt").read_text()
+        term.wait_screen("sandbox removed")
         leftovers = [p for p in psutil.process_iter() if _marker_of(p) in markers]
         assert leftovers == []
     finally:
@@ -117,3 +128,32 @@ def _marker_of(proc: psutil.Process) -> str | None:
         return proc.environ().get("CODEXDASH_JOB")
     except (psutil.Error, OSError):
         return None
+
+
+def dashboards(db_path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if proc.info["cmdline"][-2:] == ["-m", "codexdash"] and proc.environ().get("CODEXDASH_DB") == str(db_path):
+                found.append(proc)
+        except (psutil.Error, TypeError, IndexError):
+            continue
+    return found
+
+
+def test_closed_terminal_leaves_jobs_running_for_the_next_dashboard(sandbox, terminal, tmp_path):
+    job = sandbox.start("STREAM 120")
+    terminal.wait_screen(job.id)
+    (dashboard,) = wait_for(lambda: dashboards(sandbox.db_path), message="the dashboard process")
+    subprocess.run([*terminal.base, "kill-server"], check=True)  # the terminal goes away: SIGHUP
+    wait_for(lambda: not dashboard.is_running() or dashboard.status() == psutil.STATUS_ZOMBIE, message="the dashboard to end")
+    assert psutil.Process(job.pid).is_running()
+    assert Job.get_by_id(job.id).status == JobStatus.RUNNING
+    socket = str(tmp_path / "again.sock")
+    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sandbox.env().items() if k.startswith(("CODEX", "PATH", "HOME")))
+    again = new_terminal(socket, "again", f"env {env_exports} {shlex.quote(sys.executable)} -m codexdash")
+    try:
+        screen = again.wait_screen(job.id)
+        assert "● running" in screen
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)

@@ -120,11 +120,24 @@ def test_cancelled_confirmation_sends_nothing(sandbox):
 
 def test_a_second_killer_is_refused_while_the_first_proceeds(sandbox):
     job = sandbox.start("STREAM 60")
-    other_view = Job.get_by_id(job.id)
-    assert sandbox.engine.transition(other_view, JobStatus.STOPPING, expect=(JobStatus.RUNNING,), killed_by_us=True)
-    with pytest.raises(Refused, match="already being stopped"):
-        kill_job(sandbox.engine, job)
-    assert alive(job.pid)
+    other_codexdash = subprocess.Popen(["sleep", "60"])  # stands for a live codexdash mid-kill
+    try:
+        other_view = Job.get_by_id(job.id)
+        assert sandbox.engine.transition(other_view, JobStatus.STOPPING, expect=(JobStatus.RUNNING,), killed_by_us=True,
+                                         actor_pid=other_codexdash.pid,
+                                         actor_start_time=psutil.Process(other_codexdash.pid).create_time())
+        with pytest.raises(Refused, match="already being stopped"):
+            kill_job(sandbox.engine, job)
+        assert alive(job.pid)
+        other_codexdash.kill()
+        other_codexdash.wait()
+        # Its codexdash is gone: the kill is taken over and finished.
+        result = kill_job(sandbox.engine, Job.get_by_id(job.id))
+        assert result.stopped and Job.get_by_id(job.id).status == JobStatus.KILLED
+        assert "taken over" in [e.get("outcome") for e in kill_events(job.id)]
+    finally:
+        other_codexdash.kill()
+        other_codexdash.wait()
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a process as another user")
