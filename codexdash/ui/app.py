@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from collections import Counter
 
 from rich.text import Text
@@ -36,7 +37,7 @@ NARROW_WIDTH = 110  # below this the session pane goes under the table
 
 
 class CodexdashApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     TITLE = "codexdash"
     ENABLE_COMMAND_PALETTE = True
 
