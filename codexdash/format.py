@@ -23,14 +23,16 @@ def status_label(status: str) -> str:
 
 
 def duration(seconds: float | None) -> str:
+    """Seconds only in the first minute: past it a live row's text changes once a minute, not
+    every second, which is most of what an idle dashboard would otherwise redraw."""
     if seconds is None:
         return "-"
     seconds = max(int(seconds), 0)
     if seconds < 60:
         return f"{seconds}s"
-    minutes, s = divmod(seconds, 60)
+    minutes = seconds // 60
     if minutes < 60:
-        return f"{minutes}m{s:02d}s"
+        return f"{minutes}m"
     hours, m = divmod(minutes, 60)
     if hours < 48:
         return f"{hours}h{m:02d}m"

@@ -314,15 +314,15 @@ class JobEngine:
         """Reconciles every live job with the truth and returns the jobs with live figures."""
         jobs = self.jobs(all_history=all_history) if jobs is None else jobs
         views = []
+        if any(job.is_live for job in jobs):
+            self.poller.begin_cycle()
         for job in jobs:
             view = JobView(job)
+            proc = self.reconcile(job) if job.is_live else None
+            if proc is not None:
+                view.stats = self.poller.sample(proc)
+                self._find_session_file_live(job, proc)
             if job.is_live:
-                self.reconcile(job)
-            if job.is_live:
-                proc = process_if_same(job.pid, job.pid_start_time)
-                if proc is not None:
-                    view.stats = self.poller.sample(proc)
-                    self._find_session_file_live(job, proc)
                 self._follow_activity(job, view)
             views.append(view)
         self.poller.prune()
@@ -341,15 +341,16 @@ class JobEngine:
                 return None
         return child.poll()
 
-    def reconcile(self, job: Job) -> None:
-        """Settles a live job whose process is gone, or a `starting` record left by a crash."""
+    def reconcile(self, job: Job) -> psutil.Process | None:
+        """Settles a live job whose process is gone, or a `starting` record left by a crash.
+        Returns the job's live process, if it has one."""
         if job.status == JobStatus.STARTING and job.pid is None:
             self._resolve_stale_start(job)
-            return
-        alive = process_if_same(job.pid, job.pid_start_time) is not None
+            return process_if_same(job.pid, job.pid_start_time)
+        proc = process_if_same(job.pid, job.pid_start_time)
         exit_code = self.reap(job)
-        if alive and exit_code is None:
-            return
+        if proc is not None and exit_code is None:
+            return proc
         if exit_code is None:
             # Gone (or a zombie) but not reaped yet by the poll above: it is ours, collect it.
             exit_code = self.reap(job, wait=1.0)
@@ -361,8 +362,9 @@ class JobEngine:
                 job, job.status, pid=heir.pid, pid_start_time=heir.create_time(),
                 detail=f"the recorded process exited; Codex runs on as PID {heir.pid}",
             )
-            return
+            return heir
         self.settle(job, exit_code)
+        return None
 
     def _heir(self, job: Job) -> psutil.Process | None:
         """A live process that is the job's Codex although the recorded PID is not.

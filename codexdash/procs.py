@@ -84,6 +84,23 @@ def descendants(proc: psutil.Process) -> list[psutil.Process]:
         return []
 
 
+def children_map() -> dict[int, list[int]]:
+    """Every process's children, from one pass over /proc (psutil's children() makes that pass
+    for each call: once per job per refresh, it was most of the dashboard's idle cost)."""
+    kids: dict[int, list[int]] = {}
+    for pid in psutil.pids():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; split after the last ')'.
+        fields = stat[stat.rfind(b")") + 2 :].split(b" ", 2)
+        if len(fields) >= 2:
+            kids.setdefault(int(fields[1]), []).append(pid)
+    return kids
+
+
 def open_session_files(procs: list[psutil.Process], sessions_dir: str) -> list[str]:
     prefix = sessions_dir.rstrip("/") + "/"
     found = []
@@ -115,10 +132,32 @@ class ProcessPoller:
     def __init__(self) -> None:
         self._last: dict[tuple[int, float], tuple[float, float]] = {}  # (pid, start) -> (cpu s, wall)
         self._touched: set[tuple[int, float]] = set()
+        self._procs: dict[int, psutil.Process] = {}  # kept: psutil caches each one's start time
+        self._kids: dict[int, list[int]] | None = None
+
+    def begin_cycle(self) -> None:
+        """One pass over /proc for the whole refresh, shared by every job's sample."""
+        self._kids = children_map()
+
+    def _tree(self, proc: psutil.Process) -> list[psutil.Process]:
+        if self._kids is None:
+            return [proc, *descendants(proc)]
+        tree, todo = [proc], list(self._kids.get(proc.pid, ()))
+        while todo:
+            pid = todo.pop()
+            todo.extend(self._kids.get(pid, ()))
+            cached = self._procs.get(pid)
+            if cached is None or not cached.is_running():
+                try:
+                    cached = self._procs[pid] = psutil.Process(pid)
+                except psutil.Error:
+                    continue
+            tree.append(cached)
+        return tree
 
     def sample(self, proc: psutil.Process) -> ProcessStats | None:
         now = time.time()
-        tree = [proc, *descendants(proc)]
+        tree = self._tree(proc)
         cpu = 0.0
         rss = 0
         count = 0
@@ -154,4 +193,7 @@ class ProcessPoller:
     def prune(self) -> None:
         """Forgets processes not sampled since the last prune, so days of jobs do not pile up."""
         self._last = {k: v for k, v in self._last.items() if k in self._touched}
+        alive = {pid for pid, _start in self._touched}
+        self._procs = {pid: p for pid, p in self._procs.items() if pid in alive}
         self._touched = set()
+        self._kids = None
