@@ -135,7 +135,8 @@ def _dashboard(ctx: Context, title: str | None = None) -> int:
 
 
 def _out(data) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
+    # Indented for people; compact when read by a program (it is also much faster to write).
+    print(json.dumps(data, indent=2 if sys.stdout.isatty() else None, ensure_ascii=False))
 
 
 def cmd_start(args, ctx: Context) -> int:
@@ -154,10 +155,10 @@ def cmd_start(args, ctx: Context) -> int:
 def cmd_list(args, ctx: Context) -> int:
     from codexdash.render import sanitize
 
-    views = ctx.engine.refresh(all_history=args.all)
     if args.json:
-        _out([v.as_json() for v in views])
+        _out(ctx.engine.listing(all_history=args.all))
         return 0
+    views = ctx.engine.refresh(all_history=args.all)
     if not views:
         print("no jobs" + ("" if args.all else " running or recent (--all for every job)"))
         return 0

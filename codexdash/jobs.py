@@ -25,7 +25,6 @@ from codexdash.identity import marker_argument
 from codexdash.procs import (
     ProcessPoller,
     ProcessStats,
-    descendants,
     marked_processes,
     open_session_files,
     process_if_same,
@@ -40,6 +39,8 @@ from codexdash.tail import SessionTail, open_session
 START_GRACE = 10.0
 # Linux caps one argument at 128 KiB; longer prompts go to Codex on stdin (`-` as the prompt).
 MAX_PROMPT_ARG = 100_000
+# How often a live job without a known session file has its processes' open files searched.
+DISCOVERY_INTERVAL = 2.0
 # Finished jobs shown by default: the last day's.
 RECENT_SECONDS = 24 * 3600
 
@@ -86,6 +87,38 @@ class Activity:
     mtime: float | None = None
 
 
+class JobList:
+    """The jobs a dashboard shows, kept between refreshes. Finished records never change, so a
+    refresh reads only the live jobs, the ones live last time, and the ones new since."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._order: list[Job] = []
+        self._all_history: bool | None = None
+        self._newest = 0.0
+
+    def load(self, engine: JobEngine, all_history: bool) -> list[Job]:
+        if all_history != self._all_history:
+            fetched = engine.jobs(all_history=all_history)
+            self._jobs = {}
+            self._all_history = all_history
+        else:
+            were_live = [j.id for j in self._order if j.status in JobStatus.LIVE]
+            # A little slack for the clocks of other processes writing the same store.
+            cond = Job.status.in_(JobStatus.LIVE) | (Job.created_at > self._newest - 5)
+            if were_live:
+                cond = cond | Job.id.in_(were_live)
+            fetched = list(Job.select().where(cond))
+        added = False
+        for job in fetched:
+            added = added or job.id not in self._jobs
+            self._jobs[job.id] = job
+            self._newest = max(self._newest, job.created_at)
+        if added or fetched:
+            self._order = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+        return self._order
+
+
 @dataclass
 class JobView:
     job: Job
@@ -94,23 +127,27 @@ class JobView:
     last_activity: float | None = None
 
     def as_json(self) -> dict:
-        j = self.job
-        return {
-            "id": j.id,
-            "pid": j.pid,
-            "status": j.status,
-            "cwd": j.cwd,
-            "prompt": j.prompt,
-            "model": j.model,
-            "created_at": _iso(j.created_at),
-            "ended_at": _iso(j.ended_at),
-            "exit_code": j.exit_code,
-            "session_id": j.session_id,
-            "session_file": j.session_file,
-            "tokens": self.tokens if self.tokens is not None else j.tokens,
-            "cpu_percent": round(self.stats.cpu_percent, 1) if self.stats else None,
-            "rss_bytes": self.stats.rss_bytes if self.stats else None,
-        }
+        return job_json(self.job.__data__, self.stats, self.tokens)
+
+
+def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None) -> dict:
+    """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
+    return {
+        "id": data["id"],
+        "pid": data.get("pid"),
+        "status": data["status"],
+        "cwd": data["cwd"],
+        "prompt": data["prompt"],
+        "model": data.get("model"),
+        "created_at": _iso(data.get("created_at")),
+        "ended_at": _iso(data.get("ended_at")),
+        "exit_code": data.get("exit_code"),
+        "session_id": data.get("session_id"),
+        "session_file": data.get("session_file"),
+        "tokens": tokens if tokens is not None else data.get("tokens"),
+        "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
+        "rss_bytes": stats.rss_bytes if stats else None,
+    }
 
 
 def _ended_at(summary: SessionSummary | None) -> float:
@@ -136,6 +173,8 @@ class JobEngine:
         self.poller = ProcessPoller()
         self._children: dict[str, subprocess.Popen] = {}  # jobs this process spawned: reaped here
         self._activity: dict[str, Activity] = {}
+        self._job_list = JobList()
+        self._discovery: dict[str, float] = {}  # job id -> when its open files were last searched
 
     # ---- the store ----------------------------------------------------------------------
 
@@ -210,7 +249,7 @@ class JobEngine:
             raise BadInput(f"job {ref!r} is ambiguous: give more of its id")
         return matches[0]
 
-    def jobs(self, include_finished: bool = True, all_history: bool = False) -> list[Job]:
+    def _listed(self, include_finished: bool, all_history: bool):
         query = Job.select().order_by(Job.created_at.desc())
         if not all_history:
             recent = now() - RECENT_SECONDS
@@ -218,7 +257,27 @@ class JobEngine:
             if include_finished:
                 cond = cond | (Job.created_at >= recent) | (Job.ended_at >= recent)
             query = query.where(cond)
-        return list(query)
+        return query
+
+    def jobs(self, include_finished: bool = True, all_history: bool = False) -> list[Job]:
+        return list(self._listed(include_finished, all_history))
+
+    def listing(self, all_history: bool = False) -> list[dict]:
+        """Every listed job as JSON, live ones reconciled and measured. Finished records are
+        read as plain rows: building models for thousands of them was most of `list --json`."""
+        live = self.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))
+        rows = [v.as_json() for v in live]
+        seen = {v.job.id for v in live}
+        # Raw rows from the cursor: the stored values are plain numbers and text already, and
+        # skipping the per-column conversions halves the time over thousands of records.
+        cursor = self.store.db.execute(self._listed(True, all_history))
+        names = [d[0] for d in cursor.description]
+        for values in cursor:
+            data = dict(zip(names, values))
+            if data["id"] not in seen:
+                rows.append(job_json(data))
+        rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
+        return rows
 
     # ---- start --------------------------------------------------------------------------
 
@@ -312,19 +371,22 @@ class JobEngine:
 
     def refresh(self, jobs: list[Job] | None = None, all_history: bool = False) -> list[JobView]:
         """Reconciles every live job with the truth and returns the jobs with live figures."""
-        jobs = self.jobs(all_history=all_history) if jobs is None else jobs
+        jobs = self._job_list.load(self, all_history) if jobs is None else jobs
         views = []
-        if any(job.is_live for job in jobs):
+        live = JobStatus.LIVE
+        if any(job.status in live for job in jobs):
             self.poller.begin_cycle()
         for job in jobs:
             view = JobView(job)
-            proc = self.reconcile(job) if job.is_live else None
+            views.append(view)
+            if job.status not in live:
+                continue
+            proc = self.reconcile(job)
             if proc is not None:
                 view.stats = self.poller.sample(proc)
-                self._find_session_file_live(job, proc)
-            if job.is_live:
+                self._find_session_file_live(job, proc, every=DISCOVERY_INTERVAL)
+            if job.status in live:
                 self._follow_activity(job, view)
-            views.append(view)
         self.poller.prune()
         return views
 
@@ -442,10 +504,13 @@ class JobEngine:
         job.session_file = path
         job.session_id = name.session_id if name else None
 
-    def _find_session_file_live(self, job: Job, proc: psutil.Process) -> None:
+    def _find_session_file_live(self, job: Job, proc: psutil.Process, every: float = 0.0) -> None:
         if job.session_file is not None:
             return
-        found = open_session_files([proc, *descendants(proc)], str(sessions_dir(self.settings.codex_home)))
+        if every and now() - self._discovery.get(job.id, 0.0) < every:
+            return  # searched a moment ago: listing open files of every process is not free
+        self._discovery[job.id] = now()
+        found = open_session_files(self.poller.tree(proc), str(sessions_dir(self.settings.codex_home)))
         if found:
             self._save_session_file(job, found[0])
 

@@ -29,16 +29,33 @@ def is_gone(proc: psutil.Process) -> bool:
         return False
 
 
+# Process objects by PID: psutil keeps each one's start time, so looking again costs one read.
+_known: dict[int, psutil.Process] = {}
+_KNOWN_MAX = 8192
+
+
 def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process | None:
     """The live process with this PID if it is still the one started at `start_time`."""
     if pid is None:
         return None
     try:
-        proc = psutil.Process(pid)
-        if not same_start_time(proc.create_time(), start_time) or is_gone(proc):
+        proc = _known.get(pid)
+        if proc is None or not same_start_time(proc.create_time(), start_time):
+            proc = psutil.Process(pid)
+            if len(_known) >= _KNOWN_MAX:
+                _known.clear()
+            _known[pid] = proc
+        if not same_start_time(proc.create_time(), start_time):
             return None
+        with proc.oneshot():  # one read of /proc/PID/stat for both questions
+            # is_running() compares the start time read now with the one kept: a reused PID fails.
+            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+                return None
         return proc
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        _known.pop(pid, None)
+        return None
+    except psutil.AccessDenied:
         return None
 
 
@@ -139,7 +156,8 @@ class ProcessPoller:
         """One pass over /proc for the whole refresh, shared by every job's sample."""
         self._kids = children_map()
 
-    def _tree(self, proc: psutil.Process) -> list[psutil.Process]:
+    def tree(self, proc: psutil.Process) -> list[psutil.Process]:
+        """The process and its descendants (from this cycle's /proc pass, if one was made)."""
         if self._kids is None:
             return [proc, *descendants(proc)]
         tree, todo = [proc], list(self._kids.get(proc.pid, ()))
@@ -157,7 +175,7 @@ class ProcessPoller:
 
     def sample(self, proc: psutil.Process) -> ProcessStats | None:
         now = time.time()
-        tree = self._tree(proc)
+        tree = self.tree(proc)
         cpu = 0.0
         rss = 0
         count = 0

@@ -102,6 +102,7 @@ class JobsTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._cells: dict[str, tuple] = {}  # job id -> the plain cells shown, to skip unchanged updates
+        self._final: set[str] = set()  # finished jobs whose row is drawn: it will not change
         self._order: list[str] = []
 
     def on_mount(self) -> None:
@@ -124,8 +125,11 @@ class JobsTable(DataTable):
         for gone in set(self._cells) - set(wanted):
             self.remove_row(gone)
             del self._cells[gone]
+            self._final.discard(gone)
         shown = [jid for jid in self._order if jid in self._cells]  # rows' order on screen
         for v in visible:
+            if v.job.id in self._final:
+                continue
             cells = row_cells(v, now)
             plain = tuple((c.plain, str(c.style)) for c in cells.values())
             jid = v.job.id
@@ -137,6 +141,8 @@ class JobsTable(DataTable):
                     if old != new:
                         self.update_cell(jid, key, cell)
             self._cells[jid] = plain
+            if not v.job.is_live:
+                self._final.add(jid)
         if shown != wanted:
             index = {jid: i for i, jid in enumerate(wanted)}
             self.sort("id", key=lambda cell: index[cell.plain])
