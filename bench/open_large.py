@@ -53,16 +53,22 @@ def make_file() -> None:
 
 
 IN_PROCESS = """
-import resource, sys, time, psutil
+import sys, time
 from codexdash.render import render_events
 from codexdash.tail import open_session
-base = psutil.Process().memory_info().rss
+
+def vm(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1]) * 1024
+
+open("/proc/self/clear_refs", "w").write("5")  # resets the peak RSS (VmHWM) to the current RSS
+base = vm("VmRSS:")
 t = time.perf_counter()
 opened = open_session(sys.argv[1], last=200)
 lines = render_events(opened.events)
 elapsed = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(elapsed * 1000, (peak - base) / 2**20, len(opened.events), len(lines))
+print(elapsed * 1000, (vm("VmHWM:") - base) / 2**20, len(opened.events), len(lines))
 """
 
 

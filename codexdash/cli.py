@@ -337,7 +337,7 @@ def _last_raw_lines(path: Path, n: int) -> tuple[list[bytes], int]:
 
 
 def cmd_kill(args, ctx: Context) -> int:
-    from codexdash.kill import describe_plan, kill_job
+    from codexdash.kill import KillRefused, describe_plan, kill_job
     from codexdash.render import sanitize
 
     engine = ctx.engine
@@ -362,13 +362,9 @@ def cmd_kill(args, ctx: Context) -> int:
 
     try:
         result = kill_job(engine, job, force=args.force, confirm=confirm, progress=lambda msg: print(f"  {msg}"))
-    except Refused:
-        from codexdash.identity import verify
-
-        report = verify(job)
-        report.close()
-        if report.checks and not report.ok:
-            show_checks(report)
+    except KillRefused as exc:
+        if exc.report.checks and not exc.report.ok:
+            show_checks(exc.report)  # why: each check with its result
         raise
     print(f"job {job.id}: {job.status} after {result.seconds:.2f} s ({', '.join(result.sent)})")
     return 0 if result.stopped else 1

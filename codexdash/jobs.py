@@ -374,8 +374,11 @@ class JobEngine:
         jobs = self._job_list.load(self, all_history) if jobs is None else jobs
         views = []
         live = JobStatus.LIVE
-        if any(job.status in live for job in jobs):
-            self.poller.begin_cycle()
+        live_jobs = [job for job in jobs if job.status in live]
+        if live_jobs:
+            # A job just started has its tree read afresh: its session file is found there.
+            young = any(job.session_file is None and now() - job.created_at < 15 for job in live_jobs)
+            self.poller.begin_cycle(fresh=young)
         for job in jobs:
             view = JobView(job)
             views.append(view)
@@ -468,7 +471,20 @@ class JobEngine:
             )
 
     def settle(self, job: Job, exit_code: int | None) -> None:
-        """The job's process is gone: records how it ended, read from its session file."""
+        """The job's process is gone: records how it ended, read from its session file.
+
+        Decided on the stored record as it is now (another codexdash may be killing the job),
+        and written only if that record has not changed meanwhile."""
+        for _attempt in range(3):
+            self.reload(job)
+            if job.status not in JobStatus.LIVE:
+                break
+            status, fields = self._outcome(job, exit_code)
+            if self.transition(job, status, expect=(job.status,), **fields):
+                break
+        self._children.pop(job.id, None)
+
+    def _outcome(self, job: Job, exit_code: int | None) -> tuple[str, dict]:
         if job.session_file is None:
             self._find_session_file_by_match(job)
         summary = self.read_summary(job)
@@ -492,8 +508,7 @@ class JobEngine:
             fields["exit_code"] = exit_code
         if summary and summary.tokens is not None:
             fields["tokens"] = summary.tokens
-        self.transition(job, status, expect=JobStatus.LIVE, **fields)
-        self._children.pop(job.id, None)
+        return status, fields
 
     # ---- session files --------------------------------------------------------------------
 
@@ -551,20 +566,22 @@ class JobEngine:
             return
         activity = self._activity.get(job.id)
         try:
+            st = os.stat(job.session_file)
             if activity is None:
                 opened = open_session(job.session_file, last=50)
                 activity = Activity(tail=opened.tail, parser=opened.parser, summary=SessionSummary())
                 for event in opened.events:
                     activity.summary.add(event)
                 self._activity[job.id] = activity
-            else:
+            elif st.st_mtime != activity.mtime or st.st_size != activity.tail.offset:
+                # Read only when the file changed: one stat a second for a quiet job.
                 chunk = activity.tail.read()
                 if chunk.reset:
                     activity.summary, activity.parser = SessionSummary(), SessionParser()
                 for line in chunk.lines:
                     for event in activity.parser.feed(line):
                         activity.summary.add(event)
-            activity.mtime = os.stat(job.session_file).st_mtime
+            activity.mtime = st.st_mtime
         except OSError:
             return
         view.tokens = activity.summary.tokens

@@ -55,6 +55,14 @@ def describe_plan(plan: list[KillStep]) -> str:
     return " ".join(parts) + " to the process group; then anything left carrying the marker"
 
 
+class KillRefused(Refused):
+    """A kill that was not carried out; `report` has the identity checks as they stood."""
+
+    def __init__(self, message: str, report: IdentityReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 @dataclass
 class KillResult:
     job_id: str
@@ -140,16 +148,16 @@ def kill_job(
             audit["outcome"] = "refused"
             engine.record_kill_event(job, audit)
             if not job.is_live:
-                raise Refused(f"job {job.id} is not running ({job.status}); nothing was sent")
-            raise Refused(f"refusing to kill job {job.id}: {report.reason()}")
+                raise KillRefused(f"job {job.id} is not running ({job.status}); nothing was sent", report)
+            raise KillRefused(f"refusing to kill job {job.id}: {report.reason()}", report)
         if confirm is not None and not confirm(report, plan):
             audit["outcome"] = "cancelled"
             engine.record_kill_event(job, audit)
-            raise Refused("kill cancelled; nothing was sent")
+            raise KillRefused("kill cancelled; nothing was sent", report)
         if not engine.claim_stop(job):
             audit["outcome"] = "already stopping"
             engine.record_kill_event(job, audit)
-            raise Refused(f"job {job.id} is already being stopped by another codexdash")
+            raise KillRefused(f"job {job.id} is already being stopped by another codexdash", report)
         started = time.monotonic()
         try:
             leader = psutil.Process(job.pid)

@@ -13,6 +13,8 @@ from codexdash.config import MARKER_ENV
 # Two start times of one process read at different moments can differ by float rounding; two
 # different processes differ by at least one clock tick (10 ms).
 START_TIME_TOLERANCE = 0.005
+# How often the membership of each job's process tree is read again from /proc.
+TREE_INTERVAL = 5.0
 
 
 def same_start_time(a: float | None, b: float | None) -> bool:
@@ -151,10 +153,15 @@ class ProcessPoller:
         self._touched: set[tuple[int, float]] = set()
         self._procs: dict[int, psutil.Process] = {}  # kept: psutil caches each one's start time
         self._kids: dict[int, list[int]] | None = None
+        self._kids_at = 0.0
 
-    def begin_cycle(self) -> None:
-        """One pass over /proc for the whole refresh, shared by every job's sample."""
-        self._kids = children_map()
+    def begin_cycle(self, fresh: bool = False) -> None:
+        """One pass over /proc shared by every job's sample, made again every few seconds:
+        which processes make up a job's tree changes rarely; their CPU and memory are read
+        at every refresh."""
+        if fresh or self._kids is None or time.monotonic() - self._kids_at >= TREE_INTERVAL:
+            self._kids = children_map()
+            self._kids_at = time.monotonic()
 
     def tree(self, proc: psutil.Process) -> list[psutil.Process]:
         """The process and its descendants (from this cycle's /proc pass, if one was made)."""
@@ -214,4 +221,3 @@ class ProcessPoller:
         alive = {pid for pid, _start in self._touched}
         self._procs = {pid: p for pid, p in self._procs.items() if pid in alive}
         self._touched = set()
-        self._kids = None

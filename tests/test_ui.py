@@ -172,3 +172,27 @@ async def test_quit_leaves_jobs_running(sandbox, app):
         await until(pilot, lambda: job.id in table_text(app), message="the job")
         await pilot.press("q")
     assert alive(job.pid)
+
+
+async def test_search_in_the_pane_and_every_action_in_the_palette(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "completed: hi from mock" in log_text(app), message="the session in the pane")
+        await pilot.press("tab")
+        await pilot.press("slash")
+        assert app.focused is app.pane.search_box
+        await pilot.press(*"hi from", "enter")
+        assert "match 1/" in str(app.pane.title_line.render())
+        assert app.pane.follow is False  # reading a match: not dragged to the end
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for action in ("Start a job", "Kill the selected job", "Toggle follow", "Toggle raw JSON", "Toggle all history",
+                       "Cycle sort", "Filter jobs / search session", "Keys"):
+            assert action in titles
+
+
+async def test_a_job_that_ends_is_announced(sandbox, app):
+    job = sandbox.start("FAIL after a moment SLEEP 1")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: job.id in table_text(app), message="the job")
+        await until(pilot, lambda: any(job.id in n.message and "failed" in n.message for n in app._notifications),
+                    message="a notification of the failure")

@@ -69,6 +69,7 @@ class CodexdashApp(App):
         self._refreshing = False
         self._first_refresh = True
         self.refreshes = 0  # refresh cycles shown so far
+        self._status_text: Text | None = None
 
     def compose(self) -> ComposeResult:
         # Held, not queried: while a dialog is open, queries look at the dialog's screen.
@@ -150,7 +151,9 @@ class CodexdashApp(App):
         text.append("  all history" if self.all_history else "  recent", style="dim")
         if self.query_text:
             text.append(f"  filter:{sanitize(self.query_text)}", style="yellow")
-        self.status_line.update(text)
+        if text != self._status_text:  # redrawn only when it changes
+            self._status_text = text
+            self.status_line.update(text)
 
     def _selected_view(self) -> JobView | None:
         jid = self.table.selected_job_id
