@@ -166,20 +166,14 @@ def cmd_list(args, ctx: Context) -> int:
     now = time.time()
     for v in views:
         j = v.job
-        if v.stats:
-            elapsed = v.stats.uptime
-        elif j.ended_at and j.started_at:
-            elapsed = j.ended_at - j.started_at
-        else:
-            elapsed = None
         rows.append((
             j.id,
             fmt.status_label(j.status),
             str(j.pid or "-"),
-            fmt.duration(elapsed) if elapsed is not None else fmt.duration(now - j.created_at) + " ago",
+            fmt.duration(v.elapsed) if v.elapsed is not None else fmt.duration(now - j.created_at) + " ago",
             f"{v.stats.cpu_percent:.0f}%" if v.stats else "-",
             fmt.size(v.stats.rss_bytes) if v.stats else "-",
-            fmt.tokens(v.tokens if v.tokens is not None else j.tokens),
+            fmt.tokens(v.total_tokens),
             sanitize(fmt.one_line(j.cwd, 30)),
             sanitize(fmt.one_line(j.prompt, 40)),
         ))

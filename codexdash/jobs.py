@@ -126,6 +126,19 @@ class JobView:
     tokens: int | None = None
     last_activity: float | None = None
 
+    @property
+    def elapsed(self) -> float | None:
+        """How long the job has run (live) or ran (finished), when known."""
+        if self.stats:
+            return self.stats.uptime
+        if self.job.started_at and self.job.ended_at:
+            return self.job.ended_at - self.job.started_at
+        return None
+
+    @property
+    def total_tokens(self) -> int | None:
+        return self.tokens if self.tokens is not None else self.job.tokens
+
     def as_json(self) -> dict:
         return job_json(self.job.__data__, self.stats, self.tokens)
 

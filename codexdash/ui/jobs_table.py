@@ -47,7 +47,7 @@ def _sort_key(sort: str, now: float):
         if sort == "memory":
             return (-(s.rss_bytes if s else -1), -v.job.created_at)
         if sort == "tokens":
-            return (-((v.tokens if v.tokens is not None else v.job.tokens) or 0), -v.job.created_at)
+            return (-(v.total_tokens or 0), -v.job.created_at)
         if sort == "idle":
             return (-(now - v.last_activity) if v.last_activity and v.job.is_live else 0, -v.job.created_at)
         return (-v.job.created_at,)
@@ -65,23 +65,16 @@ def _short_path(path: str, width: int = 28) -> str:
 def row_cells(v: JobView, now: float) -> dict[str, Text]:
     j = v.job
     live = j.is_live
-    if v.stats:
-        elapsed = v.stats.uptime
-    elif j.started_at and j.ended_at:
-        elapsed = j.ended_at - j.started_at
-    else:
-        elapsed = None
     idle = now - v.last_activity if (live and v.last_activity) else None
     stalled = idle is not None and idle >= STALL_SECONDS
-    tokens = v.tokens if v.tokens is not None else j.tokens
     return {
         "status": Text(fmt.status_label(j.status), style=STATUS_STYLES.get(j.status, "")),
         "id": Text(j.id),
         "pid": Text(str(j.pid or "-"), style="" if live else "dim"),
-        "time": Text(fmt.duration(elapsed), style="" if live else "dim"),
+        "time": Text(fmt.duration(v.elapsed), style="" if live else "dim"),
         "cpu": Text(f"{v.stats.cpu_percent:.0f}%" if v.stats else "-", justify="right"),
         "mem": Text(fmt.size(v.stats.rss_bytes) if v.stats else "-", justify="right"),
-        "tokens": Text(fmt.tokens(tokens), justify="right"),
+        "tokens": Text(fmt.tokens(v.total_tokens), justify="right"),
         "idle": Text(("⚠ " if stalled else "") + fmt.duration(idle) if idle is not None else "-",
                      style="bold yellow" if stalled else "dim"),
         "prompt": Text(sanitize(fmt.one_line(j.prompt, 36))),
