@@ -146,7 +146,9 @@ def cmd_start(args, ctx: Context) -> int:
     request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox, extra_args=args.extra)
     job = ctx.engine.start(request)
     if args.json:
-        _out({"id": job.id, "pid": job.pid, "status": job.status})
+        from codexdash.jobs import job_json
+
+        _out(job_json(job.__data__))
     else:
         print(f"{job.id} {job.pid}")
     return 0

@@ -27,7 +27,8 @@ def test_start_list_logs_kill(sandbox):
     started = sandbox.cli("start", "--model", "m-1", "--json", "please SLEEP 60", "--", "--sandbox", "read-only")
     assert started.returncode == 0, started.stderr
     job = json.loads(started.stdout)
-    assert job["status"] == "running" and job["pid"] > 0
+    assert set(job) == JSON_KEYS
+    assert job["status"] == "running" and job["pid"] > 0 and job["model"] == "m-1"
 
     listed = sandbox.cli("list", "--json")
     (row,) = json.loads(listed.stdout)
