@@ -200,11 +200,6 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
     return OpenedSession(events=events[-last:] if last else [], lines=picked, tail=tail, parser=parser, truncated=truncated)
 
 
-def read_first_line(path: Path | str, limit: int = 4 << 20) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.readline(limit)
-
-
 def watch_files(paths: Iterable[Path], stop_event, timeout_ms: int = 1000) -> Iterator[set[str]]:
     """Yields the changed paths among `paths` (watching their directories, so a replaced or
     re-created file is seen), and an empty set every `timeout_ms` so callers can look around.
