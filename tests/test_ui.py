@@ -196,3 +196,16 @@ async def test_a_job_that_ends_is_announced(sandbox, app):
         await until(pilot, lambda: job.id in table_text(app), message="the job")
         await until(pilot, lambda: any(job.id in n.message and "failed" in n.message for n in app._notifications),
                     message="a notification of the failure")
+
+
+def rendered_table(app) -> str:
+    return "\n".join(app.table.render_line(y).text for y in range(app.table.size.height))
+
+
+async def test_changed_cells_are_redrawn_on_screen(sandbox, app):
+    job = sandbox.start("ECHO soon done SLEEP 2")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "● running" in rendered_table(app), message="the running row drawn")
+        await until(pilot, lambda: "✔ completed" in rendered_table(app), message="the completed row drawn")
+        assert "● running" not in rendered_table(app)
+        del job

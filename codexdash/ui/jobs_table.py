@@ -132,7 +132,10 @@ class JobsTable(DataTable):
             elif self._cells[jid] != plain:
                 for (key, cell), old, new in zip(cells.items(), self._cells[jid], plain):
                     if old != new:
-                        self.update_cell(jid, key, cell)
+                        # A cell wider than its column widens it (else "✔ completed" would be
+                        # cut short in a column sized for "● running").
+                        wider = cell.cell_len > self.columns[key].content_width
+                        self.update_cell(jid, key, cell, update_width=wider)
             self._cells[jid] = plain
             if not v.job.is_live:
                 self._final.add(jid)
