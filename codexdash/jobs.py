@@ -13,6 +13,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,6 +188,9 @@ class JobEngine:
         self._children: dict[str, subprocess.Popen] = {}  # jobs this process spawned: reaped here
         self._activity: dict[str, Activity] = {}
         self._job_list = JobList()
+        # The dashboard polls in one thread while a kill runs in another: the in-memory state
+        # (children, activity, poller, job list) is changed under this lock only.
+        self.lock = threading.RLock()
         self._discovery: dict[str, float] = {}  # job id -> when its open files were last searched
 
     # ---- the store ----------------------------------------------------------------------
@@ -361,7 +365,8 @@ class JobEngine:
         finally:
             if stdin is not subprocess.DEVNULL:
                 stdin.close()
-        self._children[job.id] = popen
+        with self.lock:
+            self._children[job.id] = popen
         fault_point("after-spawn")
         try:
             start_time = psutil.Process(popen.pid).create_time()
@@ -384,6 +389,10 @@ class JobEngine:
 
     def refresh(self, jobs: list[Job] | None = None, all_history: bool = False) -> list[JobView]:
         """Reconciles every live job with the truth and returns the jobs with live figures."""
+        with self.lock:
+            return self._refresh(jobs, all_history)
+
+    def _refresh(self, jobs: list[Job] | None, all_history: bool) -> list[JobView]:
         jobs = self._job_list.load(self, all_history) if jobs is None else jobs
         views = []
         live = JobStatus.LIVE
@@ -422,6 +431,10 @@ class JobEngine:
     def reconcile(self, job: Job) -> psutil.Process | None:
         """Settles a live job whose process is gone, or a `starting` record left by a crash.
         Returns the job's live process, if it has one."""
+        with self.lock:
+            return self._reconcile(job)
+
+    def _reconcile(self, job: Job) -> psutil.Process | None:
         if job.status == JobStatus.STARTING and job.pid is None:
             self._resolve_stale_start(job)
             return process_if_same(job.pid, job.pid_start_time)
@@ -488,6 +501,10 @@ class JobEngine:
 
         Decided on the stored record as it is now (another codexdash may be killing the job),
         and written only if that record has not changed meanwhile."""
+        with self.lock:
+            self._settle(job, exit_code)
+
+    def _settle(self, job: Job, exit_code: int | None) -> None:
         for _attempt in range(3):
             self.reload(job)
             if job.status not in JobStatus.LIVE:

@@ -66,8 +66,8 @@ class CodexdashApp(App):
         self.sort = SORTS[0]
         self.query_text = ""
         self._known_status: dict[str, str] = {}
-        self._refreshing = False
-        self._first_refresh = True
+        self._refreshing = False  # a poll is under way
+        self._refresh_again = False  # asked for while one was: it runs once more
         self.refreshes = 0  # refresh cycles shown so far
         self._status_text: Text | None = None
 
@@ -100,17 +100,24 @@ class CodexdashApp(App):
     # ---- the live table ---------------------------------------------------------------------
 
     def refresh_jobs(self) -> None:
-        if not self._refreshing:  # a slow poll is not stacked with another
-            self._refreshing = True
-            self._poll()
+        if self._refreshing:  # polls are never stacked: this one runs again when done
+            self._refresh_again = True
+            return
+        self._refreshing = True
+        self._poll()
 
     @work(thread=True, group="refresh")
     def _poll(self) -> None:
         try:
-            views = self.engine.refresh(all_history=self.all_history)
-            self.post_message(JobsRefreshed(views))
-        except CodexdashError as exc:
-            self.post_message(JobsRefreshed(self.views, error=str(exc)))
+            while True:
+                self._refresh_again = False
+                try:
+                    views = self.engine.refresh(all_history=self.all_history)
+                    self.post_message(JobsRefreshed(views))
+                except CodexdashError as exc:
+                    self.post_message(JobsRefreshed(self.views, error=str(exc)))
+                if not self._refresh_again:
+                    break
         finally:
             self._refreshing = False
 
@@ -120,10 +127,9 @@ class CodexdashApp(App):
         self.views = message.views
         for v in message.views:
             before = self._known_status.get(v.job.id)
-            if before in JobStatus.LIVE and v.job.status in JobStatus.FINISHED and not self._first_refresh:
+            if before in JobStatus.LIVE and v.job.status in JobStatus.FINISHED:
                 self._announce_end(v)
             self._known_status[v.job.id] = v.job.status
-        self._first_refresh = False
         self._show_table()
         self.refreshes += 1
 
@@ -190,7 +196,6 @@ class CodexdashApp(App):
     def action_toggle_history(self) -> None:
         self.all_history = not self.all_history
         self.notify("showing every job ever recorded" if self.all_history else "showing running and recent jobs")
-        self._refreshing = False
         self.refresh_jobs()
 
     def action_cycle_sort(self) -> None:
@@ -240,7 +245,6 @@ class CodexdashApp(App):
         def started(job) -> None:
             if job is not None:
                 self.notify(f"started job {job.id} (PID {job.pid})", markup=False)
-                self._refreshing = False
                 self.refresh_jobs()
 
         self.push_screen(StartDialog(self.engine, self.start_cwd), started)
@@ -275,7 +279,6 @@ class CodexdashApp(App):
             self.notify(str(exc), severity="error", markup=False)
         except CodexdashError as exc:
             self.notify(str(exc), severity="error", markup=False)
-        self._refreshing = False
         self.call_from_thread(self.refresh_jobs)
 
     # ---- command palette: every action ---------------------------------------------------------
