@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
+
+import peewee
 
 from codexdash import __version__, format as fmt
 from codexdash.config import Settings, load_settings, split_command
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     except CodexdashError as exc:
         sys.stderr.write(f"codexdash: {exc}\n")
         return exc.exit_code
+    except (peewee.PeeweeException, sqlite3.Error) as exc:
+        # The store raises StoreError for what it foresees; anything else is still one line.
+        sys.stderr.write(f"codexdash: database error: {exc}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -157,6 +157,18 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    def _check_columns(self) -> None:
+        """Every column the models need is there: a file from another build of codexdash with
+        the same schema number but other columns is refused, not half-used."""
+        for model in (Job, JobEvent):
+            have = {c.name for c in self.db.get_columns(model._meta.table_name)}
+            missing = sorted(set(model._meta.columns) - have)
+            if missing:
+                raise StoreError(
+                    f"the job database {self.path} lacks column(s) {', '.join(missing)} of table "
+                    f"{model._meta.table_name}: it was written by another codexdash build; it was left untouched"
+                )
+
     def _migrate(self) -> None:
         tables = set(self.db.get_tables())
         if "job" not in tables:
@@ -172,6 +184,7 @@ class Store:
             raise StoreError(
                 f"the job database {self.path} has schema {version}, newer than this codexdash knows ({SCHEMA_VERSION}); upgrade codexdash"
             )
+        self._check_columns()
         while version < SCHEMA_VERSION:
             if self.readonly:
                 raise StoreError(f"the job database {self.path} needs an upgrade but is read-only")

@@ -84,3 +84,18 @@ def test_read_only_store_refuses_writes_and_reads_records(tmp_path):
     rw = open_store(path)
     assert Job.get_by_id("abc").prompt == "p"
     rw.close()
+
+
+def test_same_schema_number_with_missing_columns_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "jobs.db"
+    open_store(path).close()
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE job DROP COLUMN actor_pid")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="lacks column"):
+        open_store(path)
+    assert path.read_bytes() == before

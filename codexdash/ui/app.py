@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 from pathlib import Path
 from collections import Counter
 
+import peewee
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -114,7 +116,8 @@ class CodexdashApp(App):
                 try:
                     views = self.engine.refresh(all_history=self.all_history)
                     self.post_message(JobsRefreshed(views))
-                except CodexdashError as exc:
+                except (CodexdashError, peewee.PeeweeException, sqlite3.Error) as exc:
+                    # Shown, and tried again at the next refresh: the dashboard stays up.
                     self.post_message(JobsRefreshed(self.views, error=str(exc)))
                 if not self._refresh_again:
                     break
