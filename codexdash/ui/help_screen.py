@@ -15,7 +15,7 @@ KEYS = [
     ("f", "follow the session on / off"),
     ("r", "raw JSON lines on / off"),
     ("/", "filter the table, or search the session when the pane has focus"),
-    ("a", "show finished jobs on / off"),
+    ("a", "finished jobs: the last day's, or all history"),
     ("s", "cycle the sort: newest, state, cpu, memory, tokens, idle"),
     ("ctrl+p", "command palette: every action"),
     ("?", "this help"),
