@@ -42,18 +42,19 @@ def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process
         return None
     try:
         proc = _known.get(pid)
-        if proc is None or not same_start_time(proc.create_time(), start_time):
-            proc = psutil.Process(pid)
+        fresh = proc is None or not same_start_time(proc.create_time(), start_time)
+        if fresh:
+            proc = psutil.Process(pid)  # reads the start time now
             if len(_known) >= _KNOWN_MAX:
                 _known.clear()
             _known[pid] = proc
         if not same_start_time(proc.create_time(), start_time):
             return None
-        with proc.oneshot():  # one read of /proc/PID/stat for both questions
-            # is_running() compares the start time read now with the one kept: a reused PID fails.
-            if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
-                return None
-        return proc
+        # A kept object's start time is from earlier: is_running() reads it again and compares,
+        # so a PID reused since then fails. A fresh object has just read it.
+        if not fresh and not proc.is_running():
+            return None
+        return None if proc.status() == psutil.STATUS_ZOMBIE else proc
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         _known.pop(pid, None)
         return None

@@ -115,18 +115,22 @@ def test_long_job_runs_is_followed_and_killed_with_its_whole_tree(codex_box):
     assert codex_box.engine.session_file(job) is not None
     follow = subprocess.Popen([os.sys.executable, "-m", "codexdash", "logs", job.id, "--follow"], env=codex_box.env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    report = verify(job)
-    report.close()
-    assert report.ok, report.reason()
-    listed = json.loads(codex_box.cli("list", "--json").stdout)
-    assert listed[0]["status"] == "running" and listed[0]["rss_bytes"] > 0
-    result = kill_job(codex_box.engine, job)
-    assert result.stopped
-    assert marked_processes(job.marker) == []
-    assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in tool)
-    assert Job.get_by_id(job.id).status == JobStatus.KILLED
-    out, _ = follow.communicate(timeout=30)  # follow ends with the job
-    assert "› please SLEEP 120" in out and "$ sleep 120" in out
+    try:
+        report = verify(job)
+        report.close()
+        assert report.ok, report.reason()
+        listed = json.loads(codex_box.cli("list", "--json").stdout)
+        assert listed[0]["status"] == "running" and listed[0]["rss_bytes"] > 0
+        result = kill_job(codex_box.engine, job)
+        assert result.stopped
+        assert marked_processes(job.marker) == []
+        assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in tool)
+        assert Job.get_by_id(job.id).status == JobStatus.KILLED
+        out, _ = follow.communicate(timeout=30)  # follow ends with the job
+        assert "› please SLEEP 120" in out and "$ sleep 120" in out
+    finally:
+        follow.kill()  # never left behind, whatever failed
+        follow.wait()
 
 
 def test_unreachable_model_server_gives_failed(codex_box):
