@@ -62,6 +62,7 @@ async def test_follow_pauses_when_scrolled_up_and_f_toggles(sandbox, app):
         before = log.scroll_y
         await until(pilot, lambda: "step 14 of 60" in log_text(app), message="more lines")
         assert log.scroll_y == before  # not dragged down while the user reads
+        assert "follow paused" in str(app.pane.title_line.render())
         await pilot.press("f")
         assert app.pane.follow is False
         await pilot.press("f")

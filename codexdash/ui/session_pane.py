@@ -47,6 +47,7 @@ class SessionPane(Vertical):
         self._stop: threading.Event | None = None
         self._note = ""
         self._tokens: int | None = None
+        self._paused = False  # following, but the user has scrolled up to read
 
     def compose(self) -> ComposeResult:
         self.title_line = Static("", id="pane-title")
@@ -138,6 +139,10 @@ class SessionPane(Vertical):
         self._write(message.events, message.raw_lines)
         if self.follow and (at_end or message.reset):
             log.scroll_end(animate=False, immediate=False)
+        paused = self.follow and not (at_end or message.reset)
+        if paused != self._paused:
+            self._paused = paused
+            self._update_title()
 
     def _write(self, events: list[Event], raw_lines: list[bytes]) -> None:
         log = self.log_view
@@ -158,6 +163,7 @@ class SessionPane(Vertical):
     def watch_follow(self, follow: bool) -> None:
         if follow and self.is_mounted:
             self.log_view.scroll_end(animate=False)
+        self._paused = False
         self._update_title()
 
     def watch_raw(self, _raw: bool) -> None:
@@ -172,7 +178,10 @@ class SessionPane(Vertical):
             text = Text("Session", style="bold")
         else:
             text = Text.assemble(("Session ", "bold"), (self.job_id, "bold"))
-            text.append("  follow" if self.follow else "  follow off", style="green" if self.follow else "yellow")
+            if self.follow and self._paused:
+                text.append("  follow paused (scrolled up)", style="yellow")
+            else:
+                text.append("  follow" if self.follow else "  follow off", style="green" if self.follow else "yellow")
             if self._tokens is not None:
                 text.append(f"  Σ {self._tokens:,} tokens", style="dim")
             if self.raw:
