@@ -52,16 +52,14 @@ def read_pipe(stream, got: dict[int, float]) -> None:
 
 
 def core_follower(path: Path, stop: threading.Event, got: dict[int, float]) -> None:
-    from codexdash.events import SessionParser
-    from codexdash.tail import SessionTail, watch_files
+    from codexdash.tail import session_from, watch_files
 
-    tail, parser = SessionTail(path), SessionParser()
+    session = session_from(path)
     for _ in watch_files([path], stop, timeout_ms=200):
-        for raw in tail.read().lines:
-            for event in parser.feed(raw):
-                m = SEQ.search(event.text.encode())
-                if m:
-                    got[int(m.group(1))] = time.perf_counter()
+        for event in session.read_more().events:
+            m = SEQ.search(event.text.encode())
+            if m:
+                got[int(m.group(1))] = time.perf_counter()
 
 
 def default_watchfiles(path: Path, stop: threading.Event, got: dict[int, float]) -> None:

@@ -239,9 +239,9 @@ def _style(line, color: bool) -> str:
 
 
 def cmd_logs(args, ctx: Context) -> int:
-    from codexdash.events import Event, Kind, SessionParser
+    from codexdash.events import Event, Kind
     from codexdash.render import render_event, render_raw, render_tokens
-    from codexdash.tail import SessionTail, open_session, watch_files
+    from codexdash.tail import open_session, session_from, watch_files
 
     job = None
     path = Path(args.target).expanduser()
@@ -261,63 +261,63 @@ def cmd_logs(args, ctx: Context) -> int:
         raise BadInput("--tail takes a number of events, 0 or more")
     color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     out = sys.stdout
-
     tokens: list[int] = []
 
-    def emit_events(events) -> None:
+    def emit(events, raw_lines) -> None:
+        if args.raw:
+            for raw in raw_lines:
+                out.write(_style(render_raw(raw), color) + "\n")
+            return
         for event in events:
             if event.tokens is not None:
                 tokens.append(event.tokens)
             for line in render_event(event):
                 out.write(_style(line, color) + "\n")
 
-    def emit_line(raw: bytes, parser: SessionParser) -> None:
-        if args.raw:
-            out.write(_style(render_raw(raw), color) + "\n")
-        else:
-            emit_events(parser.feed(raw))
+    def notice(text: str) -> None:
+        if not args.raw:  # raw output stays JSON lines only
+            out.write(_style(render_event(Event(Kind.NOTICE, text))[0], color) + "\n")
+
+    def finish() -> int:
+        if tokens and not args.raw:
+            out.write(_style(render_tokens(tokens[-1]), color) + "\n")
+        out.flush()
+        return 0
 
     try:
         if args.tail is not None and args.raw:
             raws, end = _last_raw_lines(path, args.tail)
-            for raw in raws:
-                out.write(_style(render_raw(raw), color) + "\n")
-            tail, parser = SessionTail(path, offset=end), SessionParser()
+            session = session_from(path, offset=end)
+            emit([], raws)
         elif args.tail is not None:
-            opened = open_session(path, last=args.tail)
-            tail, parser = opened.tail, opened.parser
-            if opened.truncated:
-                out.write(_style(render_event(Event(Kind.NOTICE, "earlier events not shown"))[0], color) + "\n")
-            emit_events(opened.events)
+            session = open_session(path, last=args.tail)
+            if session.truncated:
+                notice("earlier events not shown")
+            emit(session.events, session.lines)
         else:
-            tail, parser = SessionTail(path), SessionParser()
-            for raw in tail.read().lines:
-                emit_line(raw, parser)
+            session = session_from(path)
+            first = session.read_more()
+            emit(first.events, first.lines)
         if not args.follow:
-            if tokens and not args.raw:
-                out.write(_style(render_tokens(tokens[-1]), color) + "\n")
-            return 0
+            return finish()
         out.flush()
-        stop = threading.Event()
-        last_check = time.monotonic()
-        for _changed in watch_files([path], stop, timeout_ms=1000):
-            chunk = tail.read()
-            if chunk.reset:
-                out.write(_style(render_event(Event(Kind.NOTICE, "the file was truncated or replaced: reading it again"))[0], color) + "\n")
-                parser = SessionParser()
-            for raw in chunk.lines:
-                emit_line(raw, parser)
+        last_check, last_problem = time.monotonic(), None
+        for _changed in watch_files([path], threading.Event(), timeout_ms=1000):
+            more = session.read_more()
+            if more.reset:
+                notice("the file was truncated or replaced: reading it again")
+            if more.problem != last_problem and more.problem:
+                notice(more.problem)
+            last_problem = more.problem
+            emit(more.events, more.lines)
             out.flush()
             if job is not None and time.monotonic() - last_check >= 1.0:
                 last_check = time.monotonic()
                 ctx.engine.reconcile(job)
                 if not job.is_live:
-                    for raw in tail.read().lines:
-                        emit_line(raw, parser)
-                    if tokens and not args.raw:
-                        out.write(_style(render_tokens(tokens[-1]), color) + "\n")
-                    out.flush()
-                    return 0
+                    last = session.read_more()
+                    emit(last.events, last.lines)
+                    return finish()
     except OSError as exc:
         raise Refused(f"cannot read {path}: {exc.strerror}") from None
     return 0

@@ -21,7 +21,7 @@ import psutil
 
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
-from codexdash.events import Outcome, SessionParser, SessionSummary
+from codexdash.events import Outcome, SessionSummary
 from codexdash.identity import marker_argument
 from codexdash.procs import (
     ProcessPoller,
@@ -33,7 +33,7 @@ from codexdash.procs import (
 )
 from codexdash.session_files import find_by_match, parse_name, sessions_dir
 from codexdash.store import Job, JobEvent, JobStatus, Store, now
-from codexdash.tail import SessionTail, open_session
+from codexdash.tail import OpenedSession, open_session
 
 # A `starting` record whose starter is alive is left alone this long (a start takes milliseconds);
 # one whose starter died, or an older one, is resolved from what is found.
@@ -82,8 +82,7 @@ def new_marker() -> str:
 class Activity:
     """What the job's session file says while it is followed for the table."""
 
-    tail: SessionTail
-    parser: SessionParser
+    session: OpenedSession
     summary: SessionSummary
     mtime: float | None = None
 
@@ -599,18 +598,17 @@ class JobEngine:
             st = os.stat(job.session_file)
             if activity is None:
                 opened = open_session(job.session_file, last=50)
-                activity = Activity(tail=opened.tail, parser=opened.parser, summary=SessionSummary())
+                activity = Activity(session=opened, summary=SessionSummary())
                 for event in opened.events:
                     activity.summary.add(event)
                 self._activity[job.id] = activity
-            elif st.st_mtime != activity.mtime or st.st_size != activity.tail.offset:
+            elif st.st_mtime != activity.mtime or st.st_size != activity.session.tail.offset:
                 # Read only when the file changed: one stat a second for a quiet job.
-                chunk = activity.tail.read()
-                if chunk.reset:
-                    activity.summary, activity.parser = SessionSummary(), SessionParser()
-                for line in chunk.lines:
-                    for event in activity.parser.feed(line):
-                        activity.summary.add(event)
+                more = activity.session.read_more()
+                if more.reset:
+                    activity.summary = SessionSummary()
+                for event in more.events:
+                    activity.summary.add(event)
             activity.mtime = st.st_mtime
         except OSError:
             return

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from watchfiles import watch
 
-from codexdash.events import Event, SessionParser
+from codexdash.events import Event, Kind, SessionParser
 
 READ_CHUNK = 1 << 20
 # A longer line is skipped with a notice rather than held in memory without end.
@@ -161,12 +161,37 @@ def iter_lines_backward(fd: int, end: int) -> Iterator[bytes]:
 
 
 @dataclass
+class Appended:
+    """What a followed session file gained since the last read, parsed."""
+
+    events: list[Event]
+    lines: list[bytes]
+    reset: bool = False  # truncated or replaced: these are read from its start
+    problem: str | None = None
+
+
+@dataclass
 class OpenedSession:
     events: list[Event]
     lines: list[bytes]  # the raw lines the events were read from, oldest first
     tail: SessionTail
     parser: SessionParser
     truncated: bool  # earlier events exist that were not read
+
+    def read_more(self) -> Appended:
+        """The events appended since the last read (every follower of a file goes through here)."""
+        chunk = self.tail.read()
+        if chunk.reset:
+            self.parser = SessionParser()  # what it had merged belongs to the old content
+        events = [event for line in chunk.lines for event in self.parser.feed(line)]
+        if chunk.skipped_long_lines:
+            events.append(Event(Kind.NOTICE, f"{chunk.skipped_long_lines} line(s) over {MAX_LINE_BYTES >> 20} MiB skipped"))
+        return Appended(events, chunk.lines, chunk.reset, chunk.problem)
+
+
+def session_from(path: Path | str, offset: int = 0) -> OpenedSession:
+    """A session to follow from `offset` (the start by default), nothing read yet."""
+    return OpenedSession(events=[], lines=[], tail=SessionTail(path, offset=offset), parser=SessionParser(), truncated=False)
 
 
 def open_session(path: Path | str, last: int = 200) -> OpenedSession:

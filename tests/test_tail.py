@@ -87,3 +87,18 @@ def test_very_long_line_and_invalid_utf8_do_not_break_reading(tmp_path):
     opened = open_session(path, last=1000)
     kinds = [e.kind for e in opened.events]
     assert kinds[0] == "notice" and "command_result" in kinds and kinds[-1] == "outcome"
+
+
+def test_an_over_long_line_is_skipped_with_a_notice_and_reading_goes_on(tmp_path, monkeypatch):
+    import codexdash.tail as tail_module
+    from codexdash.tail import session_from
+
+    monkeypatch.setattr(tail_module, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"")
+    session = session_from(path)
+    append(path, b'{"type": "x", "pad": "' + b"y" * 1500)  # held back past the limit: dropped
+    (notice,) = session.read_more().events
+    assert notice.kind == "notice" and "skipped" in notice.text
+    append(path, b"y" * 600 + b'"}\n' + (SAMPLES / "completed-message.jsonl").read_bytes().splitlines(keepends=True)[-1])
+    assert [e.kind for e in session.read_more().events] == ["outcome"]  # the rest of it is dropped too

@@ -18,7 +18,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, RichLog, Static
 from textual.worker import get_current_worker
 
-from codexdash.events import Event, Kind, SessionParser
+from codexdash.events import Event, Kind
 from codexdash.render import Line, render_event, render_raw
 from codexdash.tail import open_session, watch_files
 from codexdash.ui.messages import SessionUpdate
@@ -100,18 +100,12 @@ class SessionPane(Vertical):
             self.post_message(SessionUpdate(job_id, path, [], [], reset=True, problem=f"cannot open {path}: {exc.strerror}"))
             return
         self.post_message(SessionUpdate(job_id, path, opened.events, opened.lines, reset=True, truncated=opened.truncated))
-        tail, parser = opened.tail, opened.parser
         for _changed in watch_files([path], stop, timeout_ms=1000):
             if worker.is_cancelled or stop.is_set():
                 return
-            chunk = tail.read()
-            if chunk.reset:
-                parser = SessionParser()
-            events = [e for line in chunk.lines for e in parser.feed(line)]
-            if chunk.skipped_long_lines:
-                events.append(Event(Kind.NOTICE, f"{chunk.skipped_long_lines} over-long line(s) skipped"))
-            if events or chunk.lines or chunk.reset or chunk.problem:
-                self.post_message(SessionUpdate(job_id, path, events, chunk.lines, reset=chunk.reset, problem=chunk.problem))
+            more = opened.read_more()
+            if more.lines or more.events or more.reset or more.problem:
+                self.post_message(SessionUpdate(job_id, path, more.events, more.lines, reset=more.reset, problem=more.problem))
 
     def on_session_update(self, message: SessionUpdate) -> None:
         message.stop()
