@@ -135,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
-def _dashboard(ctx: Context, title: str | None = None) -> int:
+def _dashboard(ctx: Context) -> int:
     from codexdash.ui.app import run_dashboard
 
-    return run_dashboard(ctx.engine, title=title)
+    return run_dashboard(ctx.engine)
 
 
 def _out(data) -> None:

@@ -111,10 +111,14 @@ class JobList:
             fetched = list(Job.select().where(cond))
         added = False
         for job in fetched:
-            added = added or job.id not in self._jobs
-            self._jobs[job.id] = job
+            kept = self._jobs.get(job.id)
+            if kept is None:
+                self._jobs[job.id] = job
+                added = True
+            else:
+                kept.__data__.update(job.__data__)  # same object: views and the order stay valid
             self._newest = max(self._newest, job.created_at)
-        if added or fetched:
+        if added:
             self._order = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
         return self._order
 

@@ -36,6 +36,25 @@ _known: dict[int, psutil.Process] = {}
 _KNOWN_MAX = 8192
 
 
+def _keep(proc: psutil.Process) -> psutil.Process:
+    if len(_known) >= _KNOWN_MAX:
+        _known.clear()
+    _known[proc.pid] = proc
+    return proc
+
+
+def known_process(pid: int) -> psutil.Process | None:
+    """The process now holding `pid`, from the kept handles when it is still the same one."""
+    proc = _known.get(pid)
+    try:
+        if proc is not None and proc.is_running():
+            return proc
+        return _keep(psutil.Process(pid))
+    except psutil.Error:
+        _known.pop(pid, None)
+        return None
+
+
 def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process | None:
     """The live process with this PID if it is still the one started at `start_time`."""
     if pid is None:
@@ -44,10 +63,7 @@ def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process
         proc = _known.get(pid)
         fresh = proc is None or not same_start_time(proc.create_time(), start_time)
         if fresh:
-            proc = psutil.Process(pid)  # reads the start time now
-            if len(_known) >= _KNOWN_MAX:
-                _known.clear()
-            _known[pid] = proc
+            proc = _keep(psutil.Process(pid))  # reads the start time now
         if not same_start_time(proc.create_time(), start_time):
             return None
         # A kept object's start time is from earlier: is_running() reads it again and compares,
@@ -152,7 +168,6 @@ class ProcessPoller:
     def __init__(self) -> None:
         self._last: dict[tuple[int, float], tuple[float, float]] = {}  # (pid, start) -> (cpu s, wall)
         self._touched: set[tuple[int, float]] = set()
-        self._procs: dict[int, psutil.Process] = {}  # kept: psutil caches each one's start time
         self._kids: dict[int, list[int]] | None = None
         self._kids_at = 0.0
 
@@ -172,13 +187,9 @@ class ProcessPoller:
         while todo:
             pid = todo.pop()
             todo.extend(self._kids.get(pid, ()))
-            cached = self._procs.get(pid)
-            if cached is None or not cached.is_running():
-                try:
-                    cached = self._procs[pid] = psutil.Process(pid)
-                except psutil.Error:
-                    continue
-            tree.append(cached)
+            member = known_process(pid)
+            if member is not None:
+                tree.append(member)
         return tree
 
     def sample(self, proc: psutil.Process) -> ProcessStats | None:
@@ -219,6 +230,4 @@ class ProcessPoller:
     def prune(self) -> None:
         """Forgets processes not sampled since the last prune, so days of jobs do not pile up."""
         self._last = {k: v for k, v in self._last.items() if k in self._touched}
-        alive = {pid for pid, _start in self._touched}
-        self._procs = {pid: p for pid, p in self._procs.items() if pid in alive}
         self._touched = set()

@@ -22,16 +22,25 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLES = FIXTURES / "sessions"
 
 
+class Deadline:
+    """The one rule of every wait in the tests: a condition, and a failure when time is up."""
+
+    def __init__(self, timeout: float, message: str) -> None:
+        self.timeout, self.message = timeout, message
+        self.at = time.monotonic() + timeout
+
+    def check(self) -> None:
+        if time.monotonic() >= self.at:
+            raise AssertionError(f"timed out after {self.timeout} s waiting for {self.message}")
+
+
 def wait_for(condition, timeout: float = 15.0, interval: float = 0.02, message: str = "condition"):
     """Polls `condition` until it returns something truthy; fails the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+    deadline = Deadline(timeout, message)
+    while not (value := condition()):
+        deadline.check()
         time.sleep(interval)
+    return value
 
 
 @dataclass

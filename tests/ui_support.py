@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
 from codexdash.store import Job, JobStatus
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, Deadline
 
 
 async def until(pilot, condition, timeout: float = 15.0, message: str = "condition"):
     """Lets the app run until `condition()` holds; fails at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+    deadline = Deadline(timeout, message)
+    while not (value := condition()):
+        deadline.check()
         await pilot.pause(0.05)
-        await asyncio.sleep(0)
+    return value
 
 
 def log_text(app) -> str:

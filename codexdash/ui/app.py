@@ -302,14 +302,10 @@ class CodexdashApp(App):
             yield SystemCommand(title, help_text, action)
 
 
-def live_count(engine: JobEngine) -> int:
-    return sum(1 for j in engine.jobs(include_finished=False) if j.is_live)
-
-
 def run_dashboard(engine: JobEngine, title: str | None = None) -> int:
     app = CodexdashApp(engine, title=title)
     app.run()
-    running = live_count(engine)
+    running = sum(1 for v in app.views if v.job.is_live)  # as last shown: no store read on the way out
     if running:
         print(f"codexdash: {running} job(s) keep running; `codexdash` or `codexdash list` shows them again.")
     return app.return_code or 0
