@@ -143,6 +143,8 @@ class SessionParser:
                         "cwd": payload.get("cwd"),
                         "cli_version": payload.get("cli_version"),
                         "originator": payload.get("originator"),
+                        # `codex exec --thread-source VALUE` writes VALUE here: the job it names.
+                        "thread_source": payload.get("thread_source"),
                     },
                 )
             ]

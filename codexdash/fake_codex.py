@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 VERSION = "0.169.0"
+SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 PR_SET_PDEATHSIG = 1
 
 
@@ -56,7 +57,16 @@ class Session:
         self.model = model
         self.tokens = 0
 
+    @classmethod
+    def ephemeral(cls, cwd: str, model: str) -> Session:
+        """`--ephemeral`: a session that is never written to disk."""
+        s = cls.__new__(cls)
+        s.id, s.path, s.fd, s.ordinal, s.cwd, s.model, s.tokens = uuid7(), None, None, 0, cwd, model, 0
+        return s
+
     def write(self, rtype: str, payload: dict) -> None:
+        if self.fd is None:
+            return
         ts = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         line = json.dumps({"timestamp": ts, "ordinal": self.ordinal, "type": rtype, "payload": payload})
         os.write(self.fd, (line + "\n").encode())  # one record, one write(), as Codex does
@@ -86,7 +96,8 @@ def parse_args(argv: list[str]) -> dict:
         raise SystemExit(0)
     if argv[:1] != ["exec"]:
         _fail(f"error: unrecognized subcommand '{argv[0] if argv else ''}'", 2)
-    opts: dict = {"config": [], "model": "fake-model", "sandbox": "workspace-write", "cd": None, "prompt": None, "skip_git": False}
+    opts: dict = {"config": [], "model": "fake-model", "sandbox": "workspace-write", "cd": None, "prompt": None,
+                  "skip_git": False, "thread_source": None}
     args = iter(argv[1:])
     for arg in args:
         if arg == "--":
@@ -100,6 +111,11 @@ def parse_args(argv: list[str]) -> dict:
             opts["model"] = next(args, "")
         elif arg in ("-s", "--sandbox"):
             opts["sandbox"] = next(args, "")
+            if opts["sandbox"] not in SANDBOX_MODES:  # clap's message, as the real CLI prints it
+                _fail(f"error: invalid value '{opts['sandbox']}' for '--sandbox <SANDBOX_MODE>'\n"
+                      f"  [possible values: {', '.join(SANDBOX_MODES)}]\n\nFor more information, try '--help'.", 2)
+        elif arg == "--thread-source":
+            opts["thread_source"] = next(args, "")
         elif arg in ("-C", "--cd"):
             opts["cd"] = next(args, "")
         elif arg in ("--json", "--ephemeral", "--full-auto"):
@@ -143,8 +159,15 @@ def run(opts: dict) -> int:
     elif "IGNORE_TERM" in prompt:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    s = Session(home, os.getcwd(), opts["model"])
+    if opts.get("ephemeral"):
+        s = Session.ephemeral(os.getcwd(), opts["model"])
+    else:
+        s = Session(home, os.getcwd(), opts["model"])
     turn = uuid7()
+    # stderr in human mode: a header, as the real CLI prints it.
+    sys.stderr.write(f"OpenAI Codex v{VERSION} (research preview)\n--------\nworkdir: {s.cwd}\nmodel: {opts['model']}\n"
+                     f"provider: fake\napproval: never\nsandbox: {opts['sandbox']}\nsession id: {s.id}\n--------\n")
+    sys.stderr.flush()
 
     def interrupted(_sig, _frame):
         s.message("user", "<turn_aborted>\nThe user interrupted the previous turn on purpose.\n</turn_aborted>")
@@ -154,9 +177,12 @@ def run(opts: dict) -> int:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, interrupted)
 
-    s.write("session_meta", {"id": s.id, "session_id": s.id, "timestamp": s.path.name[8:27], "cwd": s.cwd,
-                              "originator": "codex_exec", "cli_version": VERSION, "source": "exec",
-                              "model_provider": "fake", "base_instructions": "You are a fake Codex agent."})
+    meta = {"id": s.id, "session_id": s.id, "timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", "cwd": s.cwd,
+            "originator": "codex_exec", "cli_version": VERSION, "source": "exec",
+            "model_provider": "fake", "base_instructions": "You are a fake Codex agent."}
+    if opts["thread_source"] is not None:
+        meta["thread_source"] = opts["thread_source"]  # written verbatim, as 0.169 and 0.171 do
+    s.write("session_meta", meta)
     s.event("task_started", turn_id=turn)
     s.message("developer", "<permissions instructions>sandbox: " + opts["sandbox"] + "</permissions instructions>")
     s.message("user", f"<environment_context>\n  <cwd>{s.cwd}</cwd>\n  <shell>bash</shell>\n</environment_context>")
@@ -198,8 +224,9 @@ def run(opts: dict) -> int:
     if "CRASH" in prompt:
         return 3
     if "FAIL" in prompt:
-        s.event("task_complete", turn_id=turn, last_agent_message=None,
-                error={"message": "Connection failed: error sending request (fake model server unreachable)"})
+        message = "Connection failed: error sending request (fake model server unreachable)"
+        s.event("task_complete", turn_id=turn, last_agent_message=None, error={"message": message})
+        sys.stderr.write(f"ERROR: {message}\n")
         return 1
     m = re.search(r"\bECHO\s+(.*)", prompt, re.S)
     answer = m.group(1) if m else f"Done: {prompt[:60]}"

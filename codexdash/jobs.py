@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from codexdash import codex_stderr
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
@@ -31,7 +32,15 @@ from codexdash.procs import (
     process_if_same,
     this_process,
 )
-from codexdash.session_files import find_by_match, parse_name, sessions_dir
+from codexdash.session_files import (
+    find_by_id,
+    find_by_match,
+    find_by_thread_source,
+    parse_name,
+    read_head,
+    sessions_dir,
+    thread_source_value,
+)
 from codexdash.store import Job, JobEvent, JobStatus, Store, now
 from codexdash.tail import OpenedSession, open_session
 
@@ -44,6 +53,13 @@ MAX_PROMPT_ARG = 100_000
 DISCOVERY_INTERVAL = 2.0
 # Finished jobs shown by default: the last day's.
 RECENT_SECONDS = 24 * 3600
+# Codex's own values for --sandbox (clap rejects any other with exit 2).
+SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
+# Options codexdash sets itself, or that would leave a job without its history.
+_REFUSED_EXTRA = {
+    "--ephemeral": "--ephemeral writes no session file, and codexdash cannot show or judge a job without its history",
+    "--thread-source": "--thread-source is set by codexdash: it ties the session file to the job",
+}
 
 
 @dataclass
@@ -68,6 +84,19 @@ def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
             raise BadInput(f"Codex command not found: {program} is not on PATH (set CODEXDASH_CODEX)")
         path = os.path.abspath(found)
     return [path, *command[1:]]
+
+
+def _check_extra_args(extra: list[str]) -> None:
+    """Refuses extra Codex arguments that would leave the job without its history or untied
+    from its session file, and checks a sandbox given there as it checks --sandbox."""
+    for i, arg in enumerate(extra):
+        name = arg.split("=", 1)[0]
+        if name in _REFUSED_EXTRA:
+            raise BadInput(_REFUSED_EXTRA[name])
+        if name in ("-s", "--sandbox"):
+            value = arg.split("=", 1)[1] if "=" in arg else (extra[i + 1] if i + 1 < len(extra) else "")
+            if value not in SANDBOX_MODES:
+                raise BadInput(f"invalid sandbox {value!r}: one of {', '.join(SANDBOX_MODES)}")
 
 
 def new_job_id() -> str:
@@ -164,7 +193,19 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "tokens": tokens if tokens is not None else data.get("tokens"),
         "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
         "rss_bytes": stats.rss_bytes if stats else None,
+        "error": data.get("error"),
     }
+
+
+def job_thread_source(job: Job) -> str | None:
+    """The `--thread-source` value the job was started with (None for older records)."""
+    argv = job.argv_list
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--thread-source":
+            return argv[i + 1]
+        if arg == "--":
+            break
+    return None
 
 
 def _ended_at(summary: SessionSummary | None) -> float:
@@ -301,8 +342,9 @@ class JobEngine:
 
     # ---- start --------------------------------------------------------------------------
 
-    def build_argv(self, command: list[str], marker: str, request: StartRequest, prompt_arg: str) -> list[str]:
-        argv = [*command, "exec", "--skip-git-repo-check", "-c", marker_argument(marker)]
+    def build_argv(self, command: list[str], job_id: str, marker: str, request: StartRequest, prompt_arg: str) -> list[str]:
+        argv = [*command, "exec", "--skip-git-repo-check", "--thread-source", thread_source_value(job_id),
+                "-c", marker_argument(marker)]
         if request.model:
             argv += ["--model", request.model]
         if request.sandbox:
@@ -316,6 +358,11 @@ class JobEngine:
             raise BadInput("the prompt is empty")
         if "\x00" in request.prompt or any("\x00" in a for a in request.extra_args):
             raise BadInput("the prompt or an argument contains a NUL character")
+        if request.model is not None and not request.model.strip():
+            raise BadInput("the model is empty: give a model name or leave --model out")
+        if request.sandbox is not None and request.sandbox not in SANDBOX_MODES:
+            raise BadInput(f"invalid sandbox {request.sandbox!r}: one of {', '.join(SANDBOX_MODES)}")
+        _check_extra_args(request.extra_args)
         cwd = Path(request.cwd).expanduser()
         if not cwd.is_dir():
             raise BadInput(f"working directory {request.cwd} does not exist or is not a directory")
@@ -328,12 +375,14 @@ class JobEngine:
         if not self.settings.codex_home.is_dir():
             raise BadInput(f"CODEX_HOME {self.settings.codex_home} does not exist (Codex needs it)")
         marker = new_marker()
+        job_id = new_job_id()
         long_prompt = len(request.prompt.encode()) > MAX_PROMPT_ARG
-        argv = self.build_argv(command, marker, request, "-" if long_prompt else request.prompt)
+        argv = self.build_argv(command, job_id, marker, request, "-" if long_prompt else request.prompt)
         actor_pid, actor_start = this_process()
         with self.store.write():
             job = Job.create(
-                id=new_job_id(),
+                id=job_id,
+                codex_home=os.path.abspath(self.settings.codex_home),
                 marker=marker,
                 status=JobStatus.STARTING,
                 argv=json.dumps(argv),
@@ -351,23 +400,28 @@ class JobEngine:
         env[MARKER_ENV] = marker
         env["CODEX_HOME"] = str(self.settings.codex_home)
         stdin = self._prompt_stdin(request.prompt) if long_prompt else subprocess.DEVNULL
+        stderr = None
         try:
+            stderr = codex_stderr.open_for_job(self.settings.db_path, job.id)
             popen = subprocess.Popen(
                 argv,
                 cwd=request.cwd,
                 env=env,
                 stdin=stdin,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=stderr,
                 start_new_session=True,  # its own session and group: outlives us, killed as a group
                 close_fds=True,
             )
         except OSError as exc:
-            self.transition(job, JobStatus.FAILED_TO_START, ended_at=now(), detail=f"could not run {argv[0]}: {exc.strerror}")
-            raise Refused(f"could not start Codex ({argv[0]}): {exc.strerror}") from None
+            why = exc.strerror or str(exc)
+            self.transition(job, JobStatus.FAILED_TO_START, ended_at=now(), detail=f"could not run {argv[0]}: {why}")
+            raise Refused(f"could not start Codex ({argv[0]}): {why}") from None
         finally:
             if stdin is not subprocess.DEVNULL:
                 stdin.close()
+            if stderr is not None:
+                os.close(stderr)
         with self.lock:
             self._children[job.id] = popen
         fault_point("after-spawn")
@@ -490,7 +544,7 @@ class JobEngine:
                 detail="found by its marker after codexdash stopped during the start",
             )
             return
-        path = self._find_session_file_by_match(job)
+        path = self._find_session_file_after(job)
         if path is not None:
             self.settle(job, None)
         else:
@@ -518,9 +572,13 @@ class JobEngine:
         self._children.pop(job.id, None)
 
     def _outcome(self, job: Job, exit_code: int | None) -> tuple[str, dict]:
-        if job.session_file is None:
-            self._find_session_file_by_match(job)
+        self.session_file(job)
         summary = self.read_summary(job)
+        stderr_file = codex_stderr.stderr_path(self.settings.db_path, job.id)
+        codex_stderr.trim(stderr_file)
+        error = codex_stderr.last_error(stderr_file)
+        if summary and summary.outcome == Outcome.FAILED:
+            error = error or summary.outcome_text
         if job.killed_by_us:
             status = JobStatus.KILLED
         elif summary and summary.outcome == Outcome.COMPLETED:
@@ -531,12 +589,20 @@ class JobEngine:
             status = JobStatus.INTERRUPTED
         elif exit_code is not None:
             status = JobStatus.COMPLETED if exit_code == 0 else JobStatus.FAILED
+        elif error is not None:
+            status = JobStatus.FAILED  # it said why on stderr before it ended
         else:
             status = JobStatus.LOST
+        if status not in (JobStatus.FAILED, JobStatus.LOST):
+            error = None
         detail = summary.outcome_text if summary and summary.outcome else None
+        if status == JobStatus.FAILED and not detail:
+            detail = error or f"Codex exited with status {exit_code}"
         if status == JobStatus.LOST:
             detail = "the process is gone and its session file records no outcome (killed or crashed)"
-        fields = {"ended_at": _ended_at(summary), "detail": detail}
+            if not self.codex_home(job).is_dir():
+                detail = f"the process is gone and its CODEX_HOME {self.codex_home(job)} no longer exists"
+        fields = {"ended_at": _ended_at(summary), "detail": detail, "error": error}
         if exit_code is not None:
             fields["exit_code"] = exit_code
         if summary and summary.tokens is not None:
@@ -544,6 +610,10 @@ class JobEngine:
         return status, fields
 
     # ---- session files --------------------------------------------------------------------
+
+    def codex_home(self, job: Job) -> Path:
+        """The CODEX_HOME the job ran with (records from before it was kept: today's)."""
+        return Path(job.codex_home) if job.codex_home else self.settings.codex_home
 
     def _save_session_file(self, job: Job, path: str) -> None:
         name = parse_name(path)
@@ -558,27 +628,40 @@ class JobEngine:
         if every and now() - self._discovery.get(job.id, 0.0) < every:
             return  # searched a moment ago: listing open files of every process is not free
         self._discovery[job.id] = now()
-        found = open_session_files(self.poller.tree(proc), str(sessions_dir(self.settings.codex_home)))
-        if found:
-            self._save_session_file(job, found[0])
+        source = job_thread_source(job)
+        for path in open_session_files(self.poller.tree(proc), str(sessions_dir(self.codex_home(job)))):
+            # A file the job's processes hold is its own; its head says so where Codex wrote it.
+            if source is None or read_head(path, need_prompt=False).thread_source in (source, None):
+                self._save_session_file(job, path)
+                return
 
-    def _find_session_file_by_match(self, job: Job) -> str | None:
-        if job.session_file is not None:
-            return job.session_file
-        claimed = {j.session_file for j in Job.select(Job.session_file).where(Job.session_file.is_null(False))}
-        path = find_by_match(self.settings.codex_home, job.created_at, job.cwd, job.prompt, claimed)
+    def _find_session_file_after(self, job: Job) -> str | None:
+        """The file of a job that is not running: by the thread source it carries, else (jobs
+        recorded before thread sources) by the one unclaimed file that fits it."""
+        home = self.codex_home(job)
+        source = job_thread_source(job)
+        if source is not None:
+            path = find_by_thread_source(home, source, job.created_at)
+        else:
+            claimed = {j.session_file for j in Job.select(Job.session_file).where(Job.session_file.is_null(False))}
+            path = find_by_match(home, job.created_at, job.cwd, job.prompt, claimed)
         if path is not None:
             self._save_session_file(job, str(path))
         return job.session_file
 
     def session_file(self, job: Job) -> str | None:
-        """The job's session file, looking for it if it is not known yet."""
+        """The job's session file, looking for it if it is not known yet, and following it
+        where Codex moved it (archived, compressed)."""
+        if job.session_file is not None and not os.path.exists(job.session_file) and job.session_id:
+            moved = find_by_id(self.codex_home(job), job.session_id)
+            if moved is not None:
+                self._save_session_file(job, str(moved))
         if job.session_file is None:
             proc = process_if_same(job.pid, job.pid_start_time)
             if proc is not None:
                 self._find_session_file_live(job, proc)
             if job.session_file is None:
-                self._find_session_file_by_match(job)
+                self._find_session_file_after(job)
         return job.session_file
 
     def read_summary(self, job: Job, last: int = 100) -> SessionSummary | None:

@@ -19,7 +19,7 @@ import peewee as pw
 
 from codexdash.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 15_000
 
@@ -76,6 +76,11 @@ class Job(_Model):
     # the middle of either by a codexdash that died is taken over by the next one.
     actor_pid = pw.IntegerField(null=True)
     actor_start_time = pw.FloatField(null=True)
+    # The CODEX_HOME the job ran with: its session file is looked for there, whatever the
+    # CODEX_HOME of whoever looks later.
+    codex_home = pw.TextField(null=True)
+    # Codex's last error line (from its stderr, or the session's failure), once it ended.
+    error = pw.TextField(null=True)
 
     @property
     def argv_list(self) -> list[str]:
@@ -104,7 +109,18 @@ class JobEvent(_Model):
 MODELS = [SchemaInfo, Job, JobEvent]
 
 # Migrations from version N to N+1, each run in one transaction. Add here; never edit old ones.
-MIGRATIONS: dict[int, callable] = {}
+def _add_columns(table: str, *columns: str):
+    def migrate(db: pw.Database) -> None:
+        for column in columns:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    migrate.adds = set(columns)
+    return migrate
+
+
+MIGRATIONS: dict[int, callable] = {
+    1: _add_columns("job", "codex_home", "error"),
+}
 
 
 def _check_header(path: Path) -> None:
@@ -157,12 +173,13 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def _check_columns(self) -> None:
-        """Every column the models need is there: a file from another build of codexdash with
-        the same schema number but other columns is refused, not half-used."""
+    def _check_columns(self, version: int) -> None:
+        """Every column the models need at this schema version is there: a file from another
+        build of codexdash with the same schema number but other columns is refused, untouched."""
+        to_come = {c for v, m in MIGRATIONS.items() if v >= version for c in getattr(m, "adds", ())}
         for model in (Job, JobEvent):
             have = {c.name for c in self.db.get_columns(model._meta.table_name)}
-            missing = sorted(set(model._meta.columns) - have)
+            missing = sorted(set(model._meta.columns) - have - to_come)
             if missing:
                 raise StoreError(
                     f"the job database {self.path} lacks column(s) {', '.join(missing)} of table "
@@ -184,7 +201,7 @@ class Store:
             raise StoreError(
                 f"the job database {self.path} has schema {version}, newer than this codexdash knows ({SCHEMA_VERSION}); upgrade codexdash"
             )
-        self._check_columns()
+        self._check_columns(version)
         while version < SCHEMA_VERSION:
             if self.readonly:
                 raise StoreError(f"the job database {self.path} needs an upgrade but is read-only")

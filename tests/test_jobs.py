@@ -29,8 +29,13 @@ def test_start_is_detached_and_carries_the_marker(sandbox):
     assert os.getpgid(job.pid) == job.pid
     assert proc.environ()["CODEXDASH_JOB"] == job.marker
     assert f'shell_environment_policy.set.CODEXDASH_JOB="{job.marker}"' in proc.cmdline()
-    for fd in (0, 1, 2):  # nothing piped to us: /dev/null
+    for fd in (0, 1):  # nothing piped to us: /dev/null
         assert os.readlink(f"/proc/{job.pid}/fd/{fd}") == "/dev/null"
+    # stderr goes to the job's own owner-only file beside the database, nothing else
+    stderr = os.readlink(f"/proc/{job.pid}/fd/2")
+    assert stderr == str(sandbox.db_path) + f".stderr/{job.id}.log"
+    assert os.stat(stderr).st_mode & 0o777 == 0o600
+    assert os.stat(os.path.dirname(stderr)).st_mode & 0o777 == 0o700
     stored = Job.get_by_id(job.id)
     assert (stored.pid, stored.pid_start_time) == (job.pid, pytest.approx(proc.create_time(), abs=0.005))
     states = [e.to_status for e in JobEvent.select().where(JobEvent.job == job.id).order_by(JobEvent.id)]

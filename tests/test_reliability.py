@@ -21,7 +21,7 @@ from codexdash.events import SessionParser
 from codexdash.identity import verify
 from codexdash.jobs import JobEngine
 from codexdash.procs import marked_processes
-from codexdash.session_files import find_by_match, iter_session_files
+from codexdash.session_files import find_by_thread_source, iter_session_files, thread_source_value
 from codexdash.store import Job, JobEvent, JobStatus
 from tests.conftest import wait_for
 
@@ -134,14 +134,15 @@ def test_thousands_of_session_files_and_a_symlink_loop(sandbox):
     job = sandbox.start("ECHO needle")
     wait_for(lambda: sandbox.engine.refresh([job]) and not job.is_live, message="the job to end")
     day = os.path.dirname(job.session_file)
-    template = open(job.session_file).read().replace("needle", "haystack")
+    source = thread_source_value(job.id)
+    template = open(job.session_file).read().replace("needle", "haystack").replace(source, "codexdash:other")
     for i in range(3000):
         path = os.path.join(day, os.path.basename(job.session_file).replace(job.session_id[-12:], f"{i:012x}"))
         with open(path, "w") as fh:
             fh.write(template)
     os.symlink(sandbox.codex_home / "sessions", sandbox.codex_home / "sessions" / "loop")
     assert len(iter_session_files(sandbox.codex_home)) == 3001
-    found = find_by_match(sandbox.codex_home, job.created_at, job.cwd, job.prompt)
+    found = find_by_thread_source(sandbox.codex_home, source, job.created_at)
     assert str(found) == job.session_file
     loop = sandbox.codex_home / "loop.jsonl"
     os.symlink(loop, loop)
