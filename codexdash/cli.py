@@ -216,7 +216,7 @@ def cmd_show(args, ctx: Context) -> int:
     if args.json:
         _out(data)
         return 0
-    for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id", "session_file", "detail"):
+    for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id", "session_file", "detail", "error"):
         if data.get(key) is not None:
             print(f"{key:>13}: {sanitize(str(data[key]))}")
     print(f"{'prompt':>13}: {sanitize(fmt.one_line(job.prompt, 200))}")

@@ -8,6 +8,7 @@ through it reach the process that was checked, or nothing, even if the PID is re
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import psutil
@@ -62,26 +63,66 @@ def marker_argument(marker: str) -> str:
     return f'shell_environment_policy.set.{MARKER_ENV}="{marker}"'
 
 
-def runs_job_command(cmdline: list[str], argv: list[str]) -> tuple[bool, str]:
-    """Is `cmdline` the command the job was started with, token for token?
+# Programs that run a script named after them (a shebang line, or a version manager's shim
+# that re-execs one): `node /x/codex exec ...` runs the job's `/x/codex exec ...`.
+INTERPRETERS = frozenset({"node", "python", "pypy", "bun", "deno", "sh", "bash", "dash", "zsh", "ruby", "perl"})
 
-    Allowed differences, both measured with the real Codex CLI: an interpreter in front of a
-    script (a shebang turns `/x/codex exec ...` into `node /x/codex exec ...`), and the Node
-    wrapper exec()ing its native `codex` binary in place (same arguments, another argv[0]).
+
+def program_name(token: str) -> str:
+    """A program's name without directory, script extension or version: the same program
+    reached through pyenv, asdf, mise, volta or nvm has the same name (python3.11 -> python,
+    node20 -> node, codex.js -> codex, codex-x86_64-unknown-linux-musl -> codex)."""
+    name = os.path.basename(token)
+    name = re.sub(r"\.(js|mjs|cjs|py|exe)$", "", name)
+    if name.startswith("codex-"):
+        return "codex"
+    name = re.sub(r"[\d._-]+$", "", name)
+    return {"nodejs": "node", "python": "python"}.get(name, name)
+
+
+def _same_program(running: str, configured: str) -> bool:
+    if running == configured or program_name(running) == program_name(configured):
+        return True
+    try:
+        return os.path.realpath(running) == os.path.realpath(configured)
+    except (OSError, ValueError):
+        return False
+
+
+def runs_job_command(cmdline: list[str], argv: list[str]) -> tuple[bool, str]:
+    """Is `cmdline` the command the job was started with?
+
+    The job's own arguments (from `exec` on: they hold its marker and thread source) must end
+    the command line token for token. Before them, the configured command may have taken one
+    of the forms a real install gives it, and no other:
+    - as started;
+    - its program replaced by the same program elsewhere (a version manager's shim re-execs
+      the real interpreter: `~/.pyenv/shims/python3` becomes `.../3.11.7/bin/python3`);
+    - an interpreter in front of its script (a shebang: `/x/codex` runs as `node /x/codex`);
+    - the native `codex` binary in place of the Node wrapper (Node >= 22.15 exec()s it).
     """
-    if cmdline == argv:
-        return True, "the command line is the one started"
-    # What follows the Codex command itself: `exec` and the job's own arguments.
-    args = argv[argv.index("exec") :] if "exec" in argv else argv[1:]
-    if len(cmdline) > len(argv) and cmdline[-len(argv) :] == argv and len(cmdline) - len(argv) <= 2:
-        return True, f"{' '.join(cmdline[: len(cmdline) - len(argv)])} running {argv[0]}"
-    if cmdline[-len(args) :] == args and len(cmdline) > len(args):
-        program = os.path.basename(cmdline[-len(args) - 1])
-        if program == "codex" or program.startswith("codex-"):
-            return True, f"native {program} exec'd in place by the wrapper"
     if not cmdline:
         return False, "the process has no command line"
-    return False, f"it runs {' '.join(cmdline)[:200]!r}, not the job's command"
+    refused = (False, f"it runs {' '.join(cmdline)[:200]!r}, not the job's command")
+    cut = argv.index("exec") if "exec" in argv else 1
+    launcher, args = argv[:cut], argv[cut:]
+    if len(cmdline) <= len(args) or cmdline[len(cmdline) - len(args) :] != args:
+        return refused
+    head = cmdline[: len(cmdline) - len(args)]
+    if head == launcher:
+        return True, "the command line is the one started"
+    scripts = launcher[1:]
+    if len(head) >= len(launcher) and head[len(head) - len(scripts) :] == scripts:
+        program = head[len(head) - len(launcher)]
+        front = head[: len(head) - len(launcher)]
+        if _same_program(program, launcher[0]):
+            if not front:
+                return True, f"{program} in place of {launcher[0]} (the same program, reached through a shim or link)"
+            if program_name(front[0]) in INTERPRETERS and len(front) <= 3 and all(f.startswith("-") for f in front[1:]):
+                return True, f"{' '.join(front)} running {program}"
+    if len(head) == 1 and program_name(head[0]) == "codex" and program_name(launcher[-1]) == "codex":
+        return True, f"native {os.path.basename(head[0])} exec'd in place by the wrapper"
+    return refused
 
 
 def _open_pidfd(pid: int) -> int | None:

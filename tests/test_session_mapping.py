@@ -151,7 +151,7 @@ def test_a_failure_says_why_in_codexs_words(sandbox):
     assert rows[job_id]["status"] == "failed"
     assert rows[job_id]["error"] == "ERROR: Connection failed: error sending request (fake model server unreachable)"
     show = sandbox.cli("show", job_id)
-    assert "Connection failed" in show.stdout
+    assert "error: ERROR: Connection failed" in show.stdout
 
 
 def test_the_stderr_copy_is_bounded(sandbox):
