@@ -53,6 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sandbox", help="Codex sandbox mode")
     s.add_argument("--json", action="store_true")
 
+    s = sub.add_parser("resume", help="a follow-up: continue a finished job's Codex session with a new prompt")
+    s.add_argument("job")
+    s.add_argument("prompt", help="the follow-up prompt ('-' reads it from stdin)")
+    s.add_argument("--model", help="model for Codex (default: the job's)")
+    s.add_argument("--sandbox", help="Codex sandbox mode (default: the job's)")
+    s.add_argument("--json", action="store_true", help="print the new job as JSON")
+
+    s = sub.add_parser("retry", help="run a job again: same prompt, cwd, model, sandbox and extra arguments")
+    s.add_argument("job")
+    s.add_argument("--json", action="store_true", help="print the new job as JSON")
+
     s = sub.add_parser("list", help="running and recent jobs")
     s.add_argument("--all", action="store_true", help="every job ever recorded")
     s.add_argument("--json", action="store_true")
@@ -151,14 +162,29 @@ def cmd_start(args, ctx: Context) -> int:
 
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox, extra_args=args.extra)
-    job = ctx.engine.start(request)
-    if args.json:
+    return _started(ctx.engine.start(request), args.json)
+
+
+def _started(job, as_json: bool) -> int:
+    if as_json:
         from codexdash.jobs import job_json
 
         _out(job_json(job.__data__))
     else:
         print(f"{job.id} {job.pid}")
     return 0
+
+
+def cmd_resume(args, ctx: Context) -> int:
+    engine = ctx.engine
+    parent = engine.find(args.job)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox), args.json)
+
+
+def cmd_retry(args, ctx: Context) -> int:
+    engine = ctx.engine
+    return _started(engine.retry(engine.find(args.job)), args.json)
 
 
 def cmd_list(args, ctx: Context) -> int:
@@ -424,6 +450,8 @@ def cmd_demo(args, ctx: Context) -> int:
 
 COMMANDS = {
     "start": cmd_start,
+    "resume": cmd_resume,
+    "retry": cmd_retry,
     "list": cmd_list,
     "show": cmd_show,
     "logs": cmd_logs,

@@ -58,6 +58,18 @@ class Session:
         self.tokens = 0
 
     @classmethod
+    def resumed(cls, codex_home: Path, session_id: str, cwd: str, model: str) -> Session:
+        """`exec resume SESSION_ID`: the new turn is appended to the session's own file."""
+        found = [p for p in (codex_home / "sessions").rglob(f"rollout-*-{session_id}.jsonl")]
+        if not found:
+            _fail(f"Error: thread/resume: no rollout found for thread id {session_id}", 1)
+        s = cls.__new__(cls)
+        s.id, s.path, s.cwd, s.model, s.tokens = session_id, found[0], cwd, model, 0
+        s.fd = os.open(s.path, os.O_WRONLY | os.O_APPEND)
+        s.ordinal = sum(1 for _ in open(s.path, "rb"))
+        return s
+
+    @classmethod
     def ephemeral(cls, cwd: str, model: str) -> Session:
         """`--ephemeral`: a session that is never written to disk."""
         s = cls.__new__(cls)
@@ -122,6 +134,8 @@ def parse_args(argv: list[str]) -> dict:
             opts[arg[2:]] = True
         elif arg.startswith("-") and arg != "-":
             _fail(f"error: unexpected argument '{arg}' found", 2)
+        elif arg == "resume" and "resume" not in opts:
+            opts["resume"] = next(args, "")  # `exec [flags] resume SESSION_ID [--] PROMPT`
         else:
             opts["prompt"] = arg
             break
@@ -159,7 +173,9 @@ def run(opts: dict) -> int:
     elif "IGNORE_TERM" in prompt:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
-    if opts.get("ephemeral"):
+    if opts.get("resume"):
+        s = Session.resumed(home, opts["resume"], os.getcwd(), opts["model"])
+    elif opts.get("ephemeral"):
         s = Session.ephemeral(os.getcwd(), opts["model"])
     else:
         s = Session(home, os.getcwd(), opts["model"])
@@ -182,7 +198,8 @@ def run(opts: dict) -> int:
             "model_provider": "fake", "base_instructions": "You are a fake Codex agent."}
     if opts["thread_source"] is not None:
         meta["thread_source"] = opts["thread_source"]  # written verbatim, as 0.169 and 0.171 do
-    s.write("session_meta", meta)
+    if not opts.get("resume"):  # a resumed session appends its turn: no second session_meta
+        s.write("session_meta", meta)
     s.event("task_started", turn_id=turn)
     s.message("developer", "<permissions instructions>sandbox: " + opts["sandbox"] + "</permissions instructions>")
     s.message("user", f"<environment_context>\n  <cwd>{s.cwd}</cwd>\n  <shell>bash</shell>\n</environment_context>")

@@ -42,7 +42,7 @@ from codexdash.session_files import (
     thread_source_value,
 )
 from codexdash.store import Job, JobEvent, JobStatus, Store, now
-from codexdash.tail import OpenedSession, open_session
+from codexdash.tail import OpenedSession, open_session, session_from
 
 # A `starting` record whose starter is alive is left alone this long (a start takes milliseconds);
 # one whose starter died, or an older one, is resolved from what is found.
@@ -69,6 +69,9 @@ class StartRequest:
     model: str | None = None
     sandbox: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    # A follow-up continues its parent's Codex session (`codex exec resume SESSION_ID`).
+    parent: Job | None = None
+    retry_of: str | None = None
 
 
 def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
@@ -194,6 +197,8 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
         "rss_bytes": stats.rss_bytes if stats else None,
         "error": data.get("error"),
+        "parent_id": data.get("parent_id"),
+        "retry_of": data.get("retry_of"),
     }
 
 
@@ -343,15 +348,51 @@ class JobEngine:
     # ---- start --------------------------------------------------------------------------
 
     def build_argv(self, command: list[str], job_id: str, marker: str, request: StartRequest, prompt_arg: str) -> list[str]:
-        argv = [*command, "exec", "--skip-git-repo-check", "--thread-source", thread_source_value(job_id),
-                "-c", marker_argument(marker)]
+        argv = [*command, "exec", "--skip-git-repo-check"]
+        if request.parent is None:  # a follow-up's session already names its first job
+            argv += ["--thread-source", thread_source_value(job_id)]
+        argv += ["-c", marker_argument(marker)]
         if request.model:
             argv += ["--model", request.model]
         if request.sandbox:
             argv += ["--sandbox", request.sandbox]
         argv += request.extra_args
+        if request.parent is not None:
+            argv += ["resume", request.parent.session_id]
         # `--` so that a prompt starting with "-" is never read as an option.
         return [*argv, "--", prompt_arg]
+
+    def resume(self, parent: Job, prompt: str, model: str | None = None, sandbox: str | None = None) -> Job:
+        """A follow-up: a new job that continues `parent`'s Codex session with `prompt`, in the
+        parent's cwd with its options unless changed. One turn at a time per session."""
+        self.reconcile(parent)
+        if parent.is_live:
+            raise Refused(f"job {parent.id} is still {parent.status}: one turn at a time; send the follow-up when it ends")
+        path = self.session_file(parent)
+        if path is None or parent.session_id is None:
+            raise Refused(f"job {parent.id} has no Codex session to continue ({parent.status}, no session file)")
+        busy = Job.get_or_none((Job.session_id == parent.session_id) & (Job.status.in_(JobStatus.LIVE)))
+        if busy is not None:
+            raise Refused(f"session {parent.session_id} is in use by job {busy.id}: one turn at a time")
+        return self.start(StartRequest(
+            prompt=prompt, cwd=parent.cwd, model=parent.model if model is None else model,
+            sandbox=parent.sandbox if sandbox is None else sandbox, extra_args=parent.extra_args_list, parent=parent,
+        ))
+
+    def retry(self, job: Job) -> Job:
+        """The job again: same prompt, cwd, model, sandbox and extra arguments (a follow-up is
+        retried as the same follow-up of the same parent)."""
+        parent = Job.get_or_none(Job.id == job.parent_id) if job.parent_id else None
+        if parent is not None:
+            retried = self.resume(parent, job.prompt, model=job.model, sandbox=job.sandbox)
+        else:
+            retried = self.start(StartRequest(prompt=job.prompt, cwd=job.cwd, model=job.model, sandbox=job.sandbox,
+                                              extra_args=job.extra_args_list, retry_of=job.id))
+            return retried
+        with self.store.write():
+            Job.update(retry_of=job.id).where(Job.id == retried.id).execute()
+        retried.retry_of = job.id
+        return retried
 
     def validate(self, request: StartRequest) -> list[str]:
         if not request.prompt.strip():
@@ -379,10 +420,23 @@ class JobEngine:
         long_prompt = len(request.prompt.encode()) > MAX_PROMPT_ARG
         argv = self.build_argv(command, job_id, marker, request, "-" if long_prompt else request.prompt)
         actor_pid, actor_start = this_process()
+        parent = request.parent
+        turn_offset = None
+        if parent is not None:
+            try:  # the follow-up's own turn begins where the file ends now
+                turn_offset = os.path.getsize(parent.session_file)
+            except OSError:
+                turn_offset = None
         with self.store.write():
             job = Job.create(
                 id=job_id,
                 codex_home=os.path.abspath(self.settings.codex_home),
+                extra_args=json.dumps(request.extra_args),
+                parent_id=parent.id if parent else None,
+                session_file=parent.session_file if parent else None,
+                session_id=parent.session_id if parent else None,
+                turn_offset=turn_offset,
+                retry_of=request.retry_of,
                 marker=marker,
                 status=JobStatus.STARTING,
                 argv=json.dumps(argv),
@@ -398,7 +452,7 @@ class JobEngine:
         fault_point("after-record")
         env = dict(os.environ)
         env[MARKER_ENV] = marker
-        env["CODEX_HOME"] = str(self.settings.codex_home)
+        env["CODEX_HOME"] = job.codex_home
         stdin = self._prompt_stdin(request.prompt) if long_prompt else subprocess.DEVNULL
         stderr = None
         try:
@@ -668,11 +722,15 @@ class JobEngine:
         if job.session_file is None:
             return None
         try:
-            opened = open_session(job.session_file, last=last)
+            if job.turn_offset is not None:
+                # A follow-up: its own turn only, never its parent's lines.
+                events = session_from(job.session_file, offset=job.turn_offset).read_more().events
+            else:
+                events = open_session(job.session_file, last=last).events
         except OSError:
             return None
         summary = SessionSummary()
-        for event in opened.events:
+        for event in events:
             summary.add(event)
         return summary
 

@@ -81,10 +81,21 @@ class Job(_Model):
     codex_home = pw.TextField(null=True)
     # Codex's last error line (from its stderr, or the session's failure), once it ended.
     error = pw.TextField(null=True)
+    # Extra Codex arguments as given (JSON list), so a retry runs the job again as it was.
+    extra_args = pw.TextField(null=True)
+    # A follow-up (`codex exec resume`) continues its parent's session in the same file: its
+    # own turn starts at `turn_offset` there, and only that turn decides its outcome.
+    parent_id = pw.CharField(null=True, index=True)
+    turn_offset = pw.IntegerField(null=True)
+    retry_of = pw.CharField(null=True)
 
     @property
     def argv_list(self) -> list[str]:
         return json.loads(self.argv)
+
+    @property
+    def extra_args_list(self) -> list[str]:
+        return json.loads(self.extra_args) if self.extra_args else []
 
     @property
     def is_live(self) -> bool:
@@ -112,14 +123,14 @@ MODELS = [SchemaInfo, Job, JobEvent]
 def _add_columns(table: str, *columns: str):
     def migrate(db: pw.Database) -> None:
         for column in columns:
-            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     migrate.adds = set(columns)
     return migrate
 
 
 MIGRATIONS: dict[int, callable] = {
-    1: _add_columns("job", "codex_home", "error"),
+    1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of"),
 }
 
 
