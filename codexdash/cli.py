@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="running and recent jobs")
     s.add_argument("--all", action="store_true", help="every job ever recorded")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--no-external", action="store_true", help="leave out Codex sessions codexdash did not start")
+    s.add_argument("--json", action="store_true", help="print the jobs as JSON (stable keys)")
 
     s = sub.add_parser("show", help="a job's record, identity checks and session file")
     s.add_argument("job")
@@ -188,20 +189,30 @@ def cmd_retry(args, ctx: Context) -> int:
 
 
 def cmd_list(args, ctx: Context) -> int:
+    from codexdash.external import short_id
     from codexdash.render import sanitize
 
     if args.json:
-        _out(ctx.engine.listing(all_history=args.all))
+        _out(ctx.engine.listing(all_history=args.all, external=not args.no_external))
         return 0
     views = ctx.engine.refresh(all_history=args.all)
-    if not views:
+    externals = [] if args.no_external else ctx.engine.external_sessions(all_history=args.all)
+    if not views and not externals:
         print("no jobs" + ("" if args.all else " running or recent (--all for every job)"))
         return 0
-    rows = [("ID", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")]
+    header = ("ID", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")
+    dated = []
     now = time.time()
+    for e in externals:  # read-only: no marker, so codexdash never signals them
+        elapsed = (e.ended_at or now) - e.created_at
+        dated.append((e.created_at, (
+            "~" + short_id(e.session_id), fmt.status_label(e.status), str(e.pid or "-"), fmt.duration(elapsed),
+            "-", "-", fmt.tokens(e.tokens), sanitize(fmt.path_end(e.cwd or "-", 30)),
+            sanitize(fmt.one_line(e.prompt, 40)),
+        )))
     for v in views:
         j = v.job
-        rows.append((
+        dated.append((j.created_at, (
             j.id,
             fmt.status_label(j.status),
             str(j.pid or "-"),
@@ -209,22 +220,47 @@ def cmd_list(args, ctx: Context) -> int:
             f"{v.stats.cpu_percent:.0f}%" if v.stats else "-",
             fmt.size(v.stats.rss_bytes) if v.stats else "-",
             fmt.tokens(v.total_tokens),
-            sanitize(fmt.one_line(j.cwd, 30)),
+            sanitize(fmt.path_end(j.cwd, 30)),
             sanitize(fmt.one_line(j.prompt, 40)),
-        ))
+        )))
+    rows = [header] + [row for _at, row in sorted(dated, key=lambda d: d[0], reverse=True)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
 
 
+def _job_or_session(ctx: Context, ref: str):
+    """(job, None) for a job of codexdash's; (None, session) for a Codex session it did not
+    start, named by the start or end of its id (tables show `~` and its end)."""
+    try:
+        return ctx.engine.find(ref), None
+    except BadInput:
+        session = ctx.engine.find_external(ref.lstrip("~"))
+        if session is None:
+            raise
+        return None, session
+
+
 def cmd_show(args, ctx: Context) -> int:
     from codexdash.identity import verify
+    from codexdash.jobs import iso_time
     from codexdash.render import sanitize
     from codexdash.store import JobEvent
 
     engine = ctx.engine
-    job = engine.find(args.job)
+    job, session = _job_or_session(ctx, args.job)
+    if session is not None:
+        data = session.as_json(iso_time)
+        if args.json:
+            _out(data)
+            return 0
+        for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "tokens", "session_file", "error"):
+            if data.get(key) is not None:
+                print(f"{key:>13}: {sanitize(str(data[key]))}")
+        print(f"{'prompt':>13}: {sanitize(fmt.one_line(session.prompt, 200))}")
+        print(f"{'':>13}  not started by codexdash: read-only")
+        return 0
     view = engine.refresh([job])[0]
     engine.session_file(job)
     report = verify(job) if job.is_live else None
@@ -274,9 +310,9 @@ def cmd_logs(args, ctx: Context) -> int:
     if not path.is_file():
         if os.sep in args.target or args.target.endswith(".jsonl"):
             raise BadInput(f"no session file {args.target}")
-        job = ctx.engine.find(args.target)
-        found = ctx.engine.session_file(job)
-        while found is None and args.follow and job.is_live:
+        job, session = _job_or_session(ctx, args.target)
+        found = session.session_file if session is not None else ctx.engine.session_file(job)
+        while found is None and args.follow and job is not None and job.is_live:
             time.sleep(0.2)  # Codex creates its file a moment after it starts
             ctx.engine.reconcile(job)
             found = ctx.engine.session_file(job)
@@ -370,7 +406,9 @@ def cmd_kill(args, ctx: Context) -> int:
     from codexdash.render import sanitize
 
     engine = ctx.engine
-    job = engine.find(args.job)
+    job, session = _job_or_session(ctx, args.job)
+    if session is not None:
+        raise Refused(f"session {session.session_id} was not started by codexdash: no marker to verify; nothing was sent")
 
     def show_checks(report) -> None:
         print(f"job {job.id}  pid {job.pid}")

@@ -64,3 +64,9 @@ def one_line(text: str, width: int) -> str:
     """The start of `text` on one line, cut to `width` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+
+
+def path_end(path: str, width: int) -> str:
+    """The end of a path, where paths of sibling jobs differ (`…/work3/api`), cut to `width`."""
+    flat = " ".join(path.split())
+    return flat if len(flat) <= width else "…" + flat[len(flat) - max(width - 1, 0) :]

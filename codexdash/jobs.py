@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,8 +189,8 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "cwd": data["cwd"],
         "prompt": data["prompt"],
         "model": data.get("model"),
-        "created_at": _iso(data.get("created_at")),
-        "ended_at": _iso(data.get("ended_at")),
+        "created_at": iso_time(data.get("created_at")),
+        "ended_at": iso_time(data.get("ended_at")),
         "exit_code": data.get("exit_code"),
         "session_id": data.get("session_id"),
         "session_file": data.get("session_file"),
@@ -199,7 +200,17 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "error": data.get("error"),
         "parent_id": data.get("parent_id"),
         "retry_of": data.get("retry_of"),
+        "external": False,
     }
+
+
+def _wait_for_exec(proc: psutil.Process, timeout: float = 2.0) -> None:
+    """Waits until the spawned process shows its command line. Popen returns while the kernel
+    may still be setting up the new program: for that moment the command line reads empty,
+    and an identity check run then would refuse the job."""
+    deadline = time.monotonic() + timeout
+    while not proc.cmdline() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def job_thread_source(job: Job) -> str | None:
@@ -223,7 +234,7 @@ def _ended_at(summary: SessionSummary | None) -> float:
     return now()
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_time(ts: float | None) -> str | None:
     if ts is None:
         return None
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -328,9 +339,10 @@ class JobEngine:
     def jobs(self, include_finished: bool = True, all_history: bool = False) -> list[Job]:
         return list(self._listed(include_finished, all_history))
 
-    def listing(self, all_history: bool = False) -> list[dict]:
-        """Every listed job as JSON, live ones reconciled and measured. Finished records are
-        read as plain rows: building models for thousands of them was most of `list --json`."""
+    def listing(self, all_history: bool = False, external: bool = True) -> list[dict]:
+        """Every listed job as JSON, live ones reconciled and measured, and (unless `external`
+        is False) the Codex sessions codexdash did not start. Finished records are read as
+        plain rows: building models for thousands of them was most of `list --json`."""
         live = self.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))
         rows = [v.as_json() for v in live]
         seen = {v.job.id for v in live}
@@ -342,8 +354,26 @@ class JobEngine:
             data = dict(zip(names, values))
             if data["id"] not in seen:
                 rows.append(job_json(data))
+        if external:
+            rows.extend(s.as_json(iso_time) for s in self.external_sessions(all_history))
         rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
         return rows
+
+    # ---- sessions codexdash did not start -----------------------------------------------------
+
+    def claimed_sessions(self) -> set[str]:
+        return {sid for (sid,) in Job.select(Job.session_id).where(Job.session_id.is_null(False)).tuples()}
+
+    def external_sessions(self, all_history: bool = False) -> list:
+        from codexdash.external import external_sessions
+
+        since = None if all_history else now() - RECENT_SECONDS
+        return external_sessions(self.settings.codex_home, self.claimed_sessions(), since)
+
+    def find_external(self, ref: str):
+        from codexdash.external import find_external
+
+        return find_external(self.settings.codex_home, ref, self.claimed_sessions())
 
     # ---- start --------------------------------------------------------------------------
 
@@ -480,7 +510,9 @@ class JobEngine:
             self._children[job.id] = popen
         fault_point("after-spawn")
         try:
-            start_time = psutil.Process(popen.pid).create_time()
+            proc = psutil.Process(popen.pid)
+            start_time = proc.create_time()
+            _wait_for_exec(proc)
         except psutil.Error:
             start_time = None  # exited already and reaped elsewhere: the refresh settles it
         self.transition(
