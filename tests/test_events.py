@@ -104,3 +104,35 @@ def test_terminal_escapes_and_markup_are_inert():
     assert "\u202e" not in rendered
     assert "^[[2J" in rendered and "[bold red]" in rendered  # shown, as text
     assert sanitize("a\tb") == "a    b"
+
+
+# Real files from 0.169.0 and 0.171.0: a session resumed once (`codex exec resume ID PROMPT`
+# appends the second turn to the same file), and 0.171 tool calls handed back or interrupted.
+@pytest.mark.parametrize(
+    ("name", "version", "outcome", "prompts", "commands", "tokens"),
+    [
+        ("0169-completed-then-resumed.jsonl", "0.169.0", Outcome.COMPLETED, ["say hi", "say hi again"], [], 30),
+        ("0171-completed-then-resumed.jsonl", "0.171.0", Outcome.COMPLETED, ["say hi", "say hi again"], [], 30),
+        ("0171-interrupted-during-tool.jsonl", "0.171.0", Outcome.INTERRUPTED, ["please SLEEP 29 and add type hints"], ["sleep 29"], 15),
+        ("0171-tool-handed-back-then-completed.jsonl", "0.171.0", Outcome.COMPLETED,
+         ["please SLEEP 45 while you review work3 and write a short report"], ["sleep 45"], 30),
+    ],
+)
+def test_real_samples_of_both_releases(name, version, outcome, prompts, commands, tokens):
+    events, summary = summary_of(name)
+    assert summary.cli_version == version and summary.model == "mock-model"
+    assert summary.session_id and summary.session_id.count("-") == 4
+    assert [e.text for e in events if e.kind == Kind.PROMPT] == prompts
+    assert summary.prompt == prompts[0]  # the job's prompt is the first one, not a follow-up's
+    assert summary.outcome == outcome
+    assert summary.tokens == tokens
+    assert [e.text for e in events if e.kind == Kind.COMMAND] == commands
+    assert len([e for e in events if e.kind == Kind.COMMAND_RESULT]) == len(commands)
+    assert not [e for e in events if e.kind == Kind.NOTICE]
+
+
+def test_a_resumed_session_has_one_meta_and_an_outcome_per_turn():
+    events, summary = summary_of("0171-completed-then-resumed.jsonl")
+    assert [e.kind for e in events].count(Kind.META) == 1
+    assert [e.outcome for e in events if e.kind == Kind.OUTCOME] == [Outcome.COMPLETED, Outcome.COMPLETED]
+    assert summary.outcome_text == "hi from mock"
