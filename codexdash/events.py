@@ -1,6 +1,6 @@
 """Reading Codex session files (JSON Lines) into events, for every file generation we know.
 
-- 0.169: `{"timestamp", "ordinal", "type", "payload"}` on every line.
+- 0.169 and 0.171: `{"timestamp", "ordinal", "type", "payload"}` on every line.
 - 0.4x-0.6x: the same envelope without `ordinal`.
 - The first releases: a bare first line (`id`, `timestamp`, `instructions`) and bare items.
 
@@ -20,6 +20,12 @@ MAX_OUTPUT_CHARS = 16_384
 # User messages that Codex adds as context, not the user's own prompt.
 _CONTEXT_MESSAGE = re.compile(r"^\s*<([a-z_]+_(context|instructions)|turn_aborted|user_shell_command|subagent_notification)\b")
 _EXIT_CODE_IN_OUTPUT = re.compile(r"(?:Process exited with code|Exit code:)\s*(-?\d+)")
+# A tool command that still runs when Codex hands it back to the model (after `yield_time_ms`),
+# and one stopped before it finished (ctrl+c, SIGINT, the turn ending).
+_STILL_RUNNING_IN_OUTPUT = re.compile(r"(?m)^Process running with session ID (\S+)")
+_ABORTED_IN_OUTPUT = re.compile(r"(?m)^aborted by user\b")
+# The per-response usage fields, summed into a running total.
+_USAGE_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_output_tokens", "total_tokens")
 
 
 class Kind:
@@ -42,6 +48,14 @@ class Outcome:
     INTERRUPTED = "interrupted"
 
 
+class CommandStatus:
+    """How a tool command's result left it (the `status` of a COMMAND_RESULT event)."""
+
+    FINISHED = "finished"  # it exited (its exit code, when Codex wrote one, is in `exit_code`)
+    RUNNING = "running"  # handed back to the model while it still runs; a later result may follow
+    ABORTED = "aborted"  # stopped before it finished (ctrl+c, SIGINT, the turn ending)
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: str
@@ -51,6 +65,10 @@ class Event:
     tokens: int | None = None
     outcome: str | None = None
     data: dict = field(default_factory=dict)
+    # COMMAND_RESULT: a CommandStatus. TOKENS events carry their detail in `data`: `usage` (this
+    # response or the last one) and `total_usage` (the running total), each with the fields of
+    # _USAGE_FIELDS that Codex wrote.
+    status: str | None = None
 
 
 def _text_of(content: object) -> str:
@@ -94,13 +112,38 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _usage(value: object) -> dict[str, int]:
+    """The known integer fields of a usage object (empty when it is not one)."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k in _USAGE_FIELDS if (v := _int(value.get(k))) is not None}
+
+
+def _output_status(output: str) -> tuple[str, int | None, dict]:
+    """Status, exit code and details read from the header of a tool output (before `Output:`)."""
+    header = output.split("\nOutput:", 1)[0]
+    if m := _STILL_RUNNING_IN_OUTPUT.search(header):
+        return CommandStatus.RUNNING, None, {"process_session_id": m.group(1)}
+    if m := _EXIT_CODE_IN_OUTPUT.search(header):
+        return CommandStatus.FINISHED, int(m.group(1)), {}
+    if _ABORTED_IN_OUTPUT.search(header):
+        return CommandStatus.ABORTED, None, {}
+    return CommandStatus.FINISHED, None, {}
+
+
 class SessionParser:
     """Turns lines into events. Stateful only to merge what Codex records twice."""
 
     def __init__(self) -> None:
         # Codex records a tool call's result twice (function_call_output, and item_completed or
-        # exec_command_end): the first one seen is shown, the other skipped.
+        # exec_command_end): the first one seen is shown, the other skipped. A result saying the
+        # command still runs does not resolve the call: its final result is shown when it comes.
         self._resolved_calls: set[str] = set()
+        # Token usage: `token_usage_record` (one per model response, written right after it) and
+        # `event_msg` `token_count` (running totals, written only once a tool call returns or the
+        # turn ends). The running total follows both; responses are counted once.
+        self._responses: set[tuple] = set()
+        self._total_usage: dict[str, int] | None = None
 
     def feed(self, line: bytes | str) -> list[Event]:
         if isinstance(line, bytes):
@@ -155,7 +198,30 @@ class SessionParser:
             return self._response_item(payload, ts)
         if rtype == "event_msg":
             return self._event_msg(payload, ts)
+        if rtype == "token_usage_record":
+            return self._token_usage_record(payload, ts)
         return []
+
+    def _token_usage_record(self, record: dict, ts: str | None) -> list[Event]:
+        usage = _usage(record.get("usage"))
+        if "total_tokens" not in usage:
+            return []
+        key = tuple(str(record.get(k)) for k in ("session_id", "turn_id", "response_id"))
+        if record.get("response_id") is not None:
+            if key in self._responses:
+                return []
+            self._responses.add(key)
+        thread = _usage(record.get("thread_token_usage"))
+        if "total_tokens" in thread:
+            # Codex's own running total of the thread: right even when reading began mid-file.
+            total_usage = thread
+        elif self._total_usage is None:
+            total_usage = dict(usage)
+        else:  # a field missing on either side is unknown in the sum
+            total_usage = {k: v + usage[k] for k, v in self._total_usage.items() if k in usage}
+        self._total_usage = total_usage
+        data = {"usage": usage, "total_usage": dict(total_usage), "response_id": record.get("response_id")}
+        return [Event(Kind.TOKENS, timestamp=ts, tokens=total_usage["total_tokens"], data=data)]
 
     def _response_item(self, item: dict, ts: str | None) -> list[Event]:
         itype = item.get("type")
@@ -179,8 +245,6 @@ class SessionParser:
             call_id = item.get("call_id")
             if call_id in self._resolved_calls:
                 return []
-            if isinstance(call_id, str):
-                self._resolved_calls.add(call_id)
             output = item.get("output")
             exit_code = None
             if isinstance(output, dict):
@@ -194,9 +258,15 @@ class SessionParser:
                 except ValueError:
                     pass
             output = output if isinstance(output, str) else json.dumps(output)
-            if exit_code is None and (m := _EXIT_CODE_IN_OUTPUT.search(output)):
-                exit_code = int(m.group(1))
-            return [Event(Kind.COMMAND_RESULT, _keep_end(output), timestamp=ts, exit_code=exit_code, data={"call_id": call_id})]
+            status, code, details = _output_status(output)
+            if exit_code is None:
+                exit_code = code
+            elif status != CommandStatus.RUNNING:
+                status = CommandStatus.FINISHED
+            if isinstance(call_id, str) and status != CommandStatus.RUNNING:
+                self._resolved_calls.add(call_id)
+            return [Event(Kind.COMMAND_RESULT, _keep_end(output), timestamp=ts, exit_code=exit_code,
+                          data={"call_id": call_id, **details}, status=status)]
         if itype == "reasoning":
             summary = item.get("summary")
             text = _text_of(summary) if isinstance(summary, list) else ""
@@ -217,16 +287,20 @@ class SessionParser:
         if mtype == "token_count":
             info = msg.get("info")
             if isinstance(info, dict):
-                total = _int((info.get("total_token_usage") or {}).get("total_tokens"))
+                total_usage = _usage(info.get("total_token_usage"))
+                total = total_usage.get("total_tokens")
                 if total is not None:
-                    return [Event(Kind.TOKENS, timestamp=ts, tokens=total)]
+                    self._total_usage = total_usage
+                    return [Event(Kind.TOKENS, timestamp=ts, tokens=total,
+                                  data={"usage": _usage(info.get("last_token_usage")), "total_usage": dict(total_usage)})]
             return []
         if mtype in ("error", "stream_error"):
             return [Event(Kind.ERROR, str(msg.get("message", "error")), timestamp=ts)]
         if mtype == "item_completed":
             item = msg.get("item")
             if isinstance(item, dict) and item.get("type") == "CommandExecution":
-                return self._command_result(item.get("id"), item.get("exit_code"), item.get("aggregated_output"), ts)
+                return self._command_result(item.get("id"), item.get("exit_code"), item.get("aggregated_output"), ts,
+                                            item.get("status"))
             return []
         if mtype == "exec_command_end":
             output = msg.get("aggregated_output")
@@ -235,13 +309,23 @@ class SessionParser:
             return self._command_result(msg.get("call_id"), msg.get("exit_code"), output, ts)
         return []
 
-    def _command_result(self, call_id: object, exit_code: object, output: object, ts: str | None) -> list[Event]:
+    def _command_result(self, call_id: object, exit_code: object, output: object, ts: str | None,
+                        status: object = None) -> list[Event]:
         if isinstance(call_id, str):
             if call_id in self._resolved_calls:
                 return []
             self._resolved_calls.add(call_id)
         text = output if isinstance(output, str) else ""
-        return [Event(Kind.COMMAND_RESULT, _keep_end(text), timestamp=ts, exit_code=_int(exit_code), data={"call_id": call_id})]
+        code = _int(exit_code)
+        if status == "in_progress":
+            state = CommandStatus.RUNNING
+        elif (code is not None and code < 0) or (code is None and status in ("failed", "declined")):
+            # item_completed says `"status": "failed", "exit_code": -1` for a command that was
+            # stopped (interrupted, or still running when the turn ended): no exit code of its own.
+            state, code = CommandStatus.ABORTED, None
+        else:
+            state = CommandStatus.FINISHED
+        return [Event(Kind.COMMAND_RESULT, _keep_end(text), timestamp=ts, exit_code=code, data={"call_id": call_id}, status=state)]
 
 
 @dataclass
@@ -256,6 +340,9 @@ class SessionSummary:
     outcome: str | None = None
     outcome_text: str | None = None
     tokens: int | None = None
+    # The running total in detail (input_tokens, cached_input_tokens, output_tokens,
+    # reasoning_output_tokens, total_tokens: those Codex wrote).
+    token_usage: dict | None = None
     last_timestamp: str | None = None
 
     def add(self, event: Event) -> None:
@@ -271,6 +358,8 @@ class SessionSummary:
             self.prompt = event.text
         elif event.kind == Kind.TOKENS:
             self.tokens = event.tokens
+            if event.data.get("total_usage"):
+                self.token_usage = dict(event.data["total_usage"])
         elif event.kind == Kind.OUTCOME:
             self.outcome, self.outcome_text = event.outcome, event.text
 

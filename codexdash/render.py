@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from codexdash.events import Event, Kind, Outcome
+from codexdash.events import CommandStatus, Event, Kind, Outcome
 
 OUTPUT_LINES_SHOWN = 12
 
@@ -82,7 +82,11 @@ def render_event(event: Event) -> list[Line]:
 
 
 def _render_result(event: Event) -> list[Line]:
-    if event.exit_code is None:
+    if event.status == CommandStatus.RUNNING:
+        head = Line("dim", "  ↳ still running (handed back to the model)")
+    elif event.status == CommandStatus.ABORTED:
+        head = Line("error", "  ↳ aborted")
+    elif event.exit_code is None:
         head = Line("dim", "  ↳ finished")
     elif event.exit_code == 0:
         head = Line("ok", "  ↳ exit 0")

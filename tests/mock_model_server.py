@@ -2,7 +2,9 @@
 
 Codex POSTs `/v1/responses` with `"stream": true` and reads server-sent events. The answer is
 read from the prompt: `SLEEP n` makes the model call the shell tool `exec_command` with
-`sleep n` first (a long-running job); then, or otherwise, it says "hi from mock".
+`sleep n` first (a long-running job); then, or otherwise, it says "hi from mock". `YIELD ms`
+beside it sets the call's `yield_time_ms` (how long Codex waits before handing a command that
+still runs back to the model; 600000 when not given).
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ class _Handler(BaseHTTPRequestHandler):
         prompt = "\n".join(_texts(items))
         answered_tool = any(isinstance(i, dict) and i.get("type") == "function_call_output" for i in items)
         sleep = re.search(r"SLEEP (\d+)", prompt)
+        yield_ms = re.search(r"YIELD (\d+)", prompt)
         n = len(self.server.requests)
         if sleep and not answered_tool:
             item = {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "exec_command",
-                    "arguments": json.dumps({"cmd": f"sleep {sleep.group(1)}", "yield_time_ms": 600000})}
+                    "arguments": json.dumps({"cmd": f"sleep {sleep.group(1)}", "yield_time_ms": int(yield_ms.group(1)) if yield_ms else 600000})}
         else:
             item = {"type": "message", "id": f"msg_{n}", "role": "assistant", "status": "completed",
                     "content": [{"type": "output_text", "text": "hi from mock", "annotations": []}]}

@@ -1,18 +1,15 @@
 """The real Codex CLI from the npm registry, offline against a local mock model server.
 
-Run through codexdash's core and CLI with CODEXDASH_CODEX pointing at the real program, in both
-shapes it takes: the Node wrapper (which spawns the native binary as its child on Node < 22.15)
-and the native binary itself (which newer Node exec()s in place).
-
-Another release: CODEXDASH_REAL_CODEX_VERSION=0.170.0 pytest -m real_codex
+Run through codexdash's core and CLI with CODEXDASH_CODEX pointing at the real program: every
+test runs against each release in tests/real_codex_support.py (0.169.0 and 0.171.0), in both
+shapes the program takes (the Node wrapper, which spawns the native binary as its child on
+Node < 22.15, and the native binary itself, which newer Node exec()s in place).
 """
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -26,48 +23,24 @@ from codexdash.procs import marked_processes
 from codexdash.store import Job, JobStatus
 from tests.conftest import wait_for
 from tests.mock_model_server import MockModelServer
+from tests.real_codex_support import SHAPES, mock_server, real_codex  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.real_codex
 
-VERSION = os.environ.get("CODEXDASH_REAL_CODEX_VERSION", "0.169.0")
-CACHE = Path(__file__).resolve().parent.parent / ".cache" / "codex-npm" / VERSION
 
-
-@pytest.fixture(scope="session")
-def real_codex() -> dict[str, Path]:
-    """Installs @openai/codex once into .cache/ (kept between runs) and finds both programs."""
-    wrapper = CACHE / "node_modules" / ".bin" / "codex"
-    if not wrapper.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed: the real Codex CLI cannot be fetched")
-        CACHE.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(CACHE), f"@openai/codex@{VERSION}"],
-                              capture_output=True, text=True, timeout=1200)
-        if done.returncode != 0:
-            pytest.fail(f"npm install @openai/codex@{VERSION} failed: {done.stderr[-2000:]}")
-    natives = glob.glob(str(CACHE / "node_modules" / "@openai" / "codex-*" / "vendor" / "*" / "bin" / "codex"))
-    if not natives:
-        pytest.fail("the native Codex binary was not installed with the npm package")
-    return {"wrapper": wrapper, "native": Path(natives[0])}
-
-
-@pytest.fixture
-def mock_server():
-    with MockModelServer() as server:
-        yield server
-
-
-@pytest.fixture(params=["wrapper", "native"])
-def codex_box(request, sandbox, real_codex, mock_server, monkeypatch):
+@pytest.fixture(params=SHAPES)
+def codex_box(request, sandbox, real_codex, mock_server, monkeypatch):  # noqa: F811
     """A sandbox whose Codex command is the real CLI, configured for the mock server."""
     (sandbox.codex_home / "config.toml").write_text(mock_server.config_toml())
     monkeypatch.setenv("MOCK_API_KEY", "offline")
-    program = str(real_codex[request.param])
+    program = str(real_codex.program(request.param))
     monkeypatch.setenv("CODEXDASH_CODEX", program)
     sandbox.codex = Path(program)
     sandbox.engine.settings = sandbox.settings.with_overrides(codex_command=(program,))
     sandbox.server = mock_server
+    sandbox.release = real_codex.version
+    sandbox.shape = request.param
+    sandbox.native = real_codex.native
     return sandbox
 
 
@@ -97,6 +70,8 @@ def test_short_job_completes_and_logs_render_it(codex_box):
     assert done.status == JobStatus.COMPLETED, done.detail
     assert done.exit_code == 0
     assert done.session_file and done.session_id in done.session_file
+    meta = json.loads(Path(done.session_file).read_text().split("\n", 1)[0])
+    assert meta["payload"]["cli_version"] == codex_box.release  # the release under test ran
     logs = codex_box.cli("logs", done.id)
     assert logs.returncode == 0, logs.stderr
     assert "› please SLEEP 1" in logs.stdout
@@ -109,6 +84,14 @@ def test_long_job_runs_is_followed_and_killed_with_its_whole_tree(codex_box):
     # The tool command: `sleep 120`, run by Codex in a session of its own.
     tool = wait_for(lambda: running_tool(job, "sleep", "120"), timeout=60, message="Codex to run the tool command")
     assert os.getsid(tool[0].pid) != job.pid
+    top = psutil.Process(job.pid)
+    if codex_box.shape == "wrapper":  # Node 20: the wrapper spawns the native binary as its child
+        assert top.name() == "node"
+        assert [p for p in top.children() if Path(p.exe()) == codex_box.native.resolve()]
+    else:
+        assert Path(top.exe()) == codex_box.native.resolve()
+    # Tokens while the first tool command runs: only token_usage_record is written by then.
+    wait_for(lambda: codex_box.engine.refresh([job])[0].total_tokens == 15, timeout=30, message="live tokens")
     view = codex_box.engine.refresh([job])[0]
     assert view.job.status == JobStatus.RUNNING
     assert view.stats is not None and view.stats.rss_bytes > 10_000_000 and view.stats.processes >= 1
@@ -149,3 +132,14 @@ def test_sigint_gives_interrupted(codex_box):
     os.killpg(job.pid, signal.SIGINT)  # as a user pressing ctrl+c would
     done = finished(codex_box, job)
     assert done.status == JobStatus.INTERRUPTED
+    logs = codex_box.cli("logs", done.id)
+    assert "$ sleep 120" in logs.stdout and "↳ aborted" in logs.stdout and "↳ finished" not in logs.stdout
+
+
+def test_a_command_handed_back_still_running_is_shown_so(codex_box):
+    # yield_time_ms 300: Codex hands `sleep 5` back to the model while it runs; the model ends
+    # the turn at once.
+    done = finished(codex_box, codex_box.start("please SLEEP 5 YIELD 300"))
+    assert done.status == JobStatus.COMPLETED, done.detail
+    logs = codex_box.cli("logs", done.id)
+    assert "$ sleep 5" in logs.stdout and "↳ still running" in logs.stdout and "✔ completed" in logs.stdout
