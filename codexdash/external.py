@@ -23,6 +23,7 @@ from codexdash.session_files import (
     find_by_id,
     is_session_path,
     iter_session_files,
+    open_index,
     parse_name,
     read_head,
 )
@@ -42,6 +43,7 @@ class ExternalSession:
     pid: int | None = None
     model: str | None = None
     tokens: int | None = None
+    tokens_detail: dict | None = None
     ended_at: float | None = None
     error: str | None = None
 
@@ -50,7 +52,7 @@ class ExternalSession:
             "id": self.session_id, "pid": self.pid, "status": self.status, "cwd": self.cwd, "prompt": self.prompt,
             "model": self.model, "created_at": iso(self.created_at), "ended_at": iso(self.ended_at),
             "exit_code": None, "session_id": self.session_id, "session_file": self.session_file,
-            "tokens": self.tokens, "cpu_percent": None, "rss_bytes": None, "error": self.error,
+            "tokens": self.tokens, "tokens_detail": self.tokens_detail, "cpu_percent": None, "rss_bytes": None, "error": self.error,
             "parent_id": None, "retry_of": None, "external": True,
         }
 
@@ -76,7 +78,7 @@ def _from_index(codex_home: Path, since: float | None) -> list[tuple[str, str, f
     when there is no index this codexdash can read."""
     for index in sorted(Path(codex_home).glob("state_*.sqlite"), reverse=True):
         try:
-            db = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=0.5)
+            db = open_index(index)
             try:
                 rows = db.execute(
                     "SELECT id, rollout_path, created_at FROM threads WHERE updated_at >= ? "
@@ -147,7 +149,7 @@ def read_external(path: str, created: float, pid: int | None) -> ExternalSession
     return ExternalSession(
         session_id=head.session_id or (name.session_id if name else os.path.basename(path)),
         session_file=path, cwd=head.cwd, prompt=head.prompt or "", created_at=created, status=status, pid=pid,
-        model=summary.model, tokens=summary.tokens, ended_at=ended,
+        model=summary.model, tokens=summary.tokens, tokens_detail=summary.token_usage, ended_at=ended,
         error=summary.outcome_text if summary.outcome == Outcome.FAILED else None,
     )
 

@@ -161,6 +161,7 @@ class JobView:
     job: Job
     stats: ProcessStats | None = None
     tokens: int | None = None
+    tokens_detail: dict | None = None
     last_activity: float | None = None
 
     @property
@@ -177,10 +178,11 @@ class JobView:
         return self.tokens if self.tokens is not None else self.job.tokens
 
     def as_json(self) -> dict:
-        return job_json(self.job.__data__, self.stats, self.tokens)
+        return job_json(self.job.__data__, self.stats, self.tokens, self.tokens_detail)
 
 
-def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None) -> dict:
+def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None,
+             tokens_detail: dict | None = None) -> dict:
     """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
     return {
         "id": data["id"],
@@ -195,6 +197,7 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "session_id": data.get("session_id"),
         "session_file": data.get("session_file"),
         "tokens": tokens if tokens is not None else data.get("tokens"),
+        "tokens_detail": tokens_detail if tokens_detail is not None else _json_or_none(data.get("tokens_detail")),
         "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
         "rss_bytes": stats.rss_bytes if stats else None,
         "error": data.get("error"),
@@ -202,6 +205,10 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "retry_of": data.get("retry_of"),
         "external": False,
     }
+
+
+def _json_or_none(text: str | None):
+    return json.loads(text) if text else None
 
 
 def _wait_for_exec(proc: psutil.Process, timeout: float = 2.0) -> None:
@@ -693,6 +700,8 @@ class JobEngine:
             fields["exit_code"] = exit_code
         if summary and summary.tokens is not None:
             fields["tokens"] = summary.tokens
+        if summary and summary.token_usage:
+            fields["tokens_detail"] = json.dumps(summary.token_usage)
         return status, fields
 
     # ---- session files --------------------------------------------------------------------
@@ -790,6 +799,7 @@ class JobEngine:
         except OSError:
             return
         view.tokens = activity.summary.tokens
+        view.tokens_detail = activity.summary.token_usage
         view.last_activity = activity.mtime
 
 

@@ -180,6 +180,11 @@ def read_head(path: Path | str, need_prompt: bool = True) -> SessionHead:
     return head
 
 
+def open_index(path: Path) -> sqlite3.Connection:
+    """Codex's index, read-only (its path quoted: a CODEX_HOME may hold '?', '#' or '%')."""
+    return sqlite3.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, timeout=0.5)
+
+
 def find_in_index(codex_home: Path, thread_source: str) -> Path | None:
     """The rollout path Codex's own index (0.171+) gives for a thread source, if it exists.
 
@@ -191,7 +196,7 @@ def find_in_index(codex_home: Path, thread_source: str) -> Path | None:
         return None
     for index in indexes:
         try:
-            db = sqlite3.connect(f"file:{index}?mode=ro", uri=True, timeout=0.5)
+            db = open_index(index)
             try:
                 rows = db.execute("SELECT rollout_path FROM threads WHERE thread_source = ?", (thread_source,)).fetchall()
             finally:

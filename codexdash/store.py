@@ -88,6 +88,8 @@ class Job(_Model):
     parent_id = pw.CharField(null=True, index=True)
     turn_offset = pw.IntegerField(null=True)
     retry_of = pw.CharField(null=True)
+    # Input, cached input, output, reasoning and total tokens (JSON), once the job ended.
+    tokens_detail = pw.TextField(null=True)
 
     @property
     def argv_list(self) -> list[str]:
@@ -130,7 +132,7 @@ def _add_columns(table: str, *columns: str):
 
 
 MIGRATIONS: dict[int, callable] = {
-    1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of"),
+    1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of", "tokens_detail"),
 }
 
 

@@ -87,3 +87,27 @@ def test_codexs_own_index_is_read_where_it_exists(sandbox):
 def test_unknown_references_are_still_bad_input(sandbox, ref):
     run_codex_by_hand(sandbox, "ECHO x")
     one_line_error(sandbox.cli("logs", ref), 2, "no job")
+
+
+def test_an_index_under_a_codex_home_with_uri_characters_is_read(sandbox, tmp_path):
+    home = tmp_path / "odd ?#% home"
+    home.mkdir()
+    sandbox.codex_home = home
+    run_codex_by_hand(sandbox, "ECHO odd home")
+    path = iter_session_files(home)[0]
+    db = sqlite3.connect(home / "state_5.sqlite")
+    db.execute("CREATE TABLE threads (id TEXT, rollout_path TEXT, created_at INTEGER, updated_at INTEGER, thread_source TEXT)")
+    db.execute("INSERT INTO threads VALUES (?, ?, 1, strftime('%s','now'), 'codexdash:someone')", (path[-42:-6], path))
+    db.commit()
+    db.close()
+    # The index says the session is a job's (of a store not read here): not listed as external.
+    result = sandbox.cli("list", "--json", CODEX_HOME=str(home))
+    assert result.returncode == 0, result.stderr
+    assert [r for r in json.loads(result.stdout) if r["external"]] == []
+
+
+def test_finished_jobs_keep_their_token_detail(sandbox):
+    job = json.loads(sandbox.cli("start", "--json", "ECHO count").stdout)
+    row = wait_for(lambda: [r for r in json.loads(sandbox.cli("list", "--json").stdout)
+                            if r["id"] == job["id"] and r["status"] == "completed"], message="the end")[0]
+    assert row["tokens_detail"]["total_tokens"] == row["tokens"] == 15
