@@ -53,7 +53,7 @@ class CompressedUnreadable(OSError):
     reader that already reports unreadable files reports this one too, in one line)."""
 
     def __init__(self, path: Path | str, why: str) -> None:
-        super().__init__(None, f"the file is zstd-compressed and cannot be read: {why}")
+        super().__init__(None, f"it is zstd-compressed and {why}")
         self.filename = str(path)
 
 
@@ -80,7 +80,7 @@ def decompressed_blocks(fd: int, path: Path | str) -> Iterator[bytes]:
     # The streaming reader takes a file cut inside a frame for a shorter one, silently: the
     # frames are checked to end where the file does before anything is read.
     if not zstd_frames_complete(fd, os.fstat(fd).st_size):
-        raise CompressedUnreadable(path, "it is cut short or damaged (its zstd frames do not end where the file does)")
+        raise CompressedUnreadable(path, "cut short or damaged (its zstd frames do not end where the file does)")
     with open(fd, "rb", closefd=False) as fh:
         reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False)
         try:
