@@ -127,6 +127,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.extra = extra
+        _check_text_arguments(args)
         settings = load_settings().with_overrides(
             db_path=Path(args.db).expanduser() if args.db else None,
             codex_home=Path(args.codex_home).expanduser() if args.codex_home else None,
@@ -151,6 +152,35 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
 
+# Arguments that name a file codexdash only opens may be any bytes, as file names may be; every
+# other one is stored, shown or handed to Codex, and must be text.
+_ANY_BYTES = {"db", "target"}
+_LABELS = {"prompt": "the prompt", "cwd": "the working directory", "extra": "an argument for Codex", "job": "the job id"}
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Bytes in argv that are not UTF-8 reach Python as lone surrogates, which the store, JSON
+    and Codex refuse later with a traceback: one line now, before anything is done."""
+    for name, value in vars(args).items():
+        if name in _ANY_BYTES:
+            continue
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and (shown := _undecodable(text)) is not None:
+                label = _LABELS.get(name, "--" + name.replace("_", "-"))
+                raise BadInput(f"{label} {'' if name == 'prompt' else shown + ' '}is not valid UTF-8")
+
+
+def _undecodable(text: str) -> str | None:
+    """None for text that is valid UTF-8; else the text with its undecodable bytes as \\xNN."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _dashboard(ctx: Context) -> int:
     from codexdash.ui.app import run_dashboard
 
@@ -165,7 +195,12 @@ def _out(data) -> None:
 def cmd_start(args, ctx: Context) -> int:
     from codexdash.jobs import StartRequest
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = args.prompt
+    if prompt == "-":
+        try:
+            prompt = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"the prompt read from stdin is not valid UTF-8 (byte {exc.start})") from None
     request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox, extra_args=args.extra)
     job = ctx.engine.start(request)
     if args.json:
@@ -264,6 +299,8 @@ def cmd_logs(args, ctx: Context) -> int:
     if not path.is_file():
         if os.sep in args.target or args.target.endswith((".jsonl", ".jsonl.zst")):
             raise BadInput(f"no session file {args.target}")
+        if (shown := _undecodable(args.target)) is not None:  # not a job id: a file that is not there
+            raise BadInput(f"no session file {shown}")
         job = ctx.engine.find(args.target)
         found = ctx.engine.session_file(job)
         while found is None and args.follow and job.is_live:

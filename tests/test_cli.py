@@ -265,3 +265,125 @@ def test_a_short_output_into_a_pipe_already_closed_ends_quietly(sandbox, args):
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, b"")
+
+
+# ---- arguments that are not UTF-8, a working directory this user cannot enter -----------------------
+
+def undecodable(raw: bytes) -> str:
+    return os.fsdecode(raw)  # what Python makes of such bytes in argv; subprocess turns it back
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("start", b"caf\xe9 au lait"), "the prompt is not valid UTF-8"),
+        (("start", "--cwd", b"DIR/caf\xe9", "hi"), "the working directory"),
+        (("start", "--model", b"m\xff", "hi"), "--model m\\xff is not valid UTF-8"),
+        (("start", "hi", "--", "--config", b"x=\xfe"), "an argument for Codex x=\\xfe is not valid UTF-8"),
+        (("--codex-home", b"/tmp/h\xff", "start", "hi"), "--codex-home /tmp/h\\xff is not valid UTF-8"),
+        (("show", b"\xff"), "the job id \\xff is not valid UTF-8"),
+        (("kill", b"\xff", "--yes"), "the job id \\xff is not valid UTF-8"),
+        (("logs", b"\xff"), "no session file \\xff"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_arguments_that_are_not_utf8_are_one_line_exit_2_and_store_nothing(sandbox, args, said):
+    os.mkdir(os.fsencode(sandbox.root) + b"/caf\xe9")
+    args = [undecodable(a.replace(b"DIR", os.fsencode(sandbox.root))) if isinstance(a, bytes) else a for a in args]
+    result = sandbox.cli(*args)
+    one_line_error(result, 2, said)
+    assert Job.select().count() == 0
+
+
+def test_a_prompt_on_stdin_that_is_not_utf8_is_one_line_exit_2(sandbox):
+    result = subprocess.run([sys.executable, "-m", "codexdash", "start", "-"], input=b"caf\xe9\n", capture_output=True,
+                            env=sandbox.env(), cwd=sandbox.root, timeout=60)
+    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
+    assert b"prompt read from stdin is not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    assert Job.select().count() == 0
+
+
+def test_a_session_file_named_with_bytes_that_are_not_utf8_is_still_read(sandbox):
+    path = os.fsencode(sandbox.root) + b"/rollout-\xff.jsonl"
+    with open(path, "wb") as fh:
+        fh.write((SAMPLES / "completed-message.jsonl").read_bytes())
+    result = sandbox.cli("logs", undecodable(path), "--tail", "1")
+    assert result.returncode == 0 and "✔ completed" in result.stdout, result.stderr
+
+
+def as_another_user() -> list[str] | None:
+    """The prefix that runs a command as a user file permissions apply to ([] when they apply to
+    us already), or None."""
+    import pwd
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if shutil.which("setpriv") else None
+
+
+@pytest.fixture
+def unprivileged():
+    """A sandbox that an unprivileged user owns, and `cli` to run codexdash as that user."""
+    import pwd
+    import shutil
+    import tempfile
+
+    prefix = as_another_user()
+    if prefix is None:
+        pytest.skip("running as root with no way to become an unprivileged user (setpriv, user nobody)")
+    repo = str(Path(__file__).resolve().parent.parent)
+    base = Path(tempfile.mkdtemp(prefix="codexdash-unprivileged-"))  # root's pytest directories are closed to others
+    env = dict(os.environ, HOME=str(base), CODEX_HOME=str(base / "home"), CODEXDASH_DB=str(base / "data" / "jobs.db"),
+               CODEXDASH_CODEX=str(base / "bin" / "codex"), CODEXDASH_CONFIG=str(base / "config.toml"),
+               PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+
+    def run(*argv: str):
+        return subprocess.run([*prefix, *argv], env=env, cwd=base, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    try:
+        for sub in ("home", "open", "bin"):
+            (base / sub).mkdir()
+        (base / "locked").mkdir(mode=0o700)
+        (base / "locked" / "inner").mkdir()
+        base.chmod(0o755)
+        if prefix:
+            nobody = pwd.getpwnam("nobody")
+            for path in (base, base / "home", base / "open"):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)  # locked/ stays root's, mode 0700
+        else:
+            (base / "locked").chmod(0o600)  # no x for its owner: we may not enter it
+        if run(sys.executable, "-c", "import codexdash.cli, psutil, peewee").returncode != 0:
+            pytest.skip(f"the unprivileged user cannot run {sys.executable} with codexdash")
+        # Codex is started by codexdash running as that user: its interpreter must be one that
+        # user can execute (a Python under /root is not).
+        for python in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+            if python and run("/bin/sh", "-c", 'exec "$0" -c "import codexdash.fake_codex"', python).returncode == 0:
+                break
+        else:
+            pytest.skip("no Python the unprivileged user can execute for the fake Codex")
+        codex = base / "bin" / "codex"
+        codex.write_text(f"#!{python}\nimport sys\nsys.path.insert(0, {repo!r})\n"
+                         "from codexdash.fake_codex import main\nsys.exit(main())\n")
+        codex.chmod(0o755)
+        yield base, lambda *args: run(sys.executable, "-m", "codexdash", *args)
+    finally:
+        (base / "locked").chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_working_directory_this_user_cannot_enter_is_one_line_exit_2_and_stores_nothing(unprivileged):
+    base, cli = unprivileged
+    for place, said in ((base / "locked", "cannot be entered"), (base / "locked" / "inner", "cannot be reached")):
+        one_line_error(cli("start", "--cwd", str(place), "ECHO hi"), 2, said)
+    assert json.loads(cli("list", "--all", "--json").stdout) == []
+    # The same user can start a job elsewhere: it is the directory that is refused, not the setup.
+    started = cli("start", "--json", "--cwd", str(base / "open"), "ECHO hi")
+    assert started.returncode == 0, started.stderr
+    job = json.loads(started.stdout)["id"]
+    wait_for(lambda: json.loads(cli("show", job, "--json").stdout)["status"] == "completed", message="the job to complete")
