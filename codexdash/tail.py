@@ -223,7 +223,7 @@ class SessionTail:
                 if not data:
                     break
                 self.offset += len(data)
-                self._split(data, chunk)
+                self._lines.feed(data, chunk)
         finally:
             os.close(fd)
         return chunk
@@ -232,9 +232,6 @@ class SessionTail:
         chunk.reset = True
         self.offset = 0
         self._lines = LineSplitter()
-
-    def _split(self, data: bytes, chunk: TailChunk) -> None:
-        self._lines.feed(data, chunk)
 
     def _read_compressed(self, fd: int, st: os.stat_result, chunk: TailChunk) -> None:
         """A compressed file is read whole, once; again only if it is replaced or rewritten.
