@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import peewee
@@ -117,11 +118,28 @@ class Context:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:  # also after --help and --version, which exit from argparse
+        try:
+            sys.stdout.flush()  # here, not at exit, where a reader that went away is a traceback
+        except BrokenPipeError:
+            _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    # The reader went away (`| head`): not an error of ours, and it ends quietly, as `cat` does.
+    # What is still buffered goes to /dev/null, so the flush at exit cannot fail.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     argv, extra = _split_extra(argv)
     try:
         args = build_parser().parse_args(argv)
         args.extra = extra
+        _check_text_arguments(args)
         settings = load_settings().with_overrides(
             db_path=Path(args.db).expanduser() if args.db else None,
             codex_home=Path(args.codex_home).expanduser() if args.codex_home else None,
@@ -142,9 +160,37 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader went away (`| head`): not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _stdout_to_devnull()
         return 0
+
+
+# Arguments that name a file codexdash only opens may be any bytes, as file names may be; every
+# other one is stored, shown or handed to Codex, and must be text.
+_ANY_BYTES = {"db", "target"}
+_LABELS = {"prompt": "the prompt", "cwd": "the working directory", "extra": "an argument for Codex", "job": "the job id"}
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Bytes in argv that are not UTF-8 reach Python as lone surrogates, which the store, JSON
+    and Codex refuse later with a traceback: one line now, before anything is done."""
+    for name, value in vars(args).items():
+        if name in _ANY_BYTES:
+            continue
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and (shown := _undecodable(text)) is not None:
+                label = _LABELS.get(name, "--" + name.replace("_", "-"))
+                raise BadInput(f"{label} {'' if name == 'prompt' else shown + ' '}is not valid UTF-8")
+
+
+def _undecodable(text: str) -> str | None:
+    """None for text that is valid UTF-8; else the text with its undecodable bytes as \\xNN."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _dashboard(ctx: Context) -> int:
@@ -161,7 +207,12 @@ def _out(data) -> None:
 def cmd_start(args, ctx: Context) -> int:
     from codexdash.jobs import StartRequest
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    prompt = args.prompt
+    if prompt == "-":
+        try:
+            prompt = sys.stdin.buffer.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInput(f"the prompt read from stdin is not valid UTF-8 (byte {exc.start})") from None
     request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox, extra_args=args.extra)
     return _started(ctx.engine.start(request), args.json)
 
@@ -303,13 +354,15 @@ def _style(line, color: bool) -> str:
 def cmd_logs(args, ctx: Context) -> int:
     from codexdash.events import Event, Kind
     from codexdash.render import render_event, render_raw, render_tokens
-    from codexdash.tail import open_session, session_from, watch_files
+    from codexdash.tail import Appended, is_compressed, open_session, open_session_raw, session_from, watch_files
 
     job = None
     path = Path(args.target).expanduser()
     if not path.is_file():
-        if os.sep in args.target or args.target.endswith(".jsonl"):
+        if os.sep in args.target or args.target.endswith((".jsonl", ".jsonl.zst")):
             raise BadInput(f"no session file {args.target}")
+        if (shown := _undecodable(args.target)) is not None:  # not a job id: a file that is not there
+            raise BadInput(f"no session file {shown}")
         job, session = _job_or_session(ctx, args.target)
         found = session.session_file if session is not None else ctx.engine.session_file(job)
         while found is None and args.follow and job is not None and job.is_live:
@@ -346,59 +399,61 @@ def cmd_logs(args, ctx: Context) -> int:
         out.flush()
         return 0
 
-    try:
+    with _reading(path):
         if args.tail is not None and args.raw:
-            raws, end = _last_raw_lines(path, args.tail)
-            session = session_from(path, offset=end)
-            emit([], raws)
+            session = open_session_raw(path, args.tail)
+            first = Appended([], session.lines)
         elif args.tail is not None:
             session = open_session(path, last=args.tail)
-            if session.truncated:
-                notice("earlier events not shown")
-            emit(session.events, session.lines)
+            first = Appended(session.events, session.lines)
         else:
             session = session_from(path)
             first = session.read_more()
-            emit(first.events, first.lines)
-        if not args.follow:
-            return finish()
+    if args.tail is not None and session.truncated and not args.raw:
+        notice("earlier events not shown")
+    emit(first.events, first.lines)
+    if first.problem:
         out.flush()
-        last_check, last_problem = time.monotonic(), None
-        for _changed in watch_files([path], threading.Event(), timeout_ms=1000):
+        raise Refused(first.problem)
+    if not args.follow:
+        return finish()
+    if is_compressed(path):
+        # Codex compresses only a session left untouched for days: nothing more will come.
+        notice("the session file is compressed: Codex has finished with it")
+        return finish()
+    out.flush()
+    last_check, last_problem = time.monotonic(), None
+    changes = watch_files([path], threading.Event(), timeout_ms=1000)
+    while True:
+        with _reading(path):
+            if next(changes, None) is None:
+                return finish()
             more = session.read_more()
-            if more.reset:
-                notice("the file was truncated or replaced: reading it again")
-            if more.problem != last_problem and more.problem:
-                notice(more.problem)
-            last_problem = more.problem
-            emit(more.events, more.lines)
-            out.flush()
-            if job is not None and time.monotonic() - last_check >= 1.0:
-                last_check = time.monotonic()
-                ctx.engine.reconcile(job)
-                if not job.is_live:
+        if more.reset:
+            notice("the file was truncated or replaced: reading it again")
+        if more.problem != last_problem and more.problem:
+            notice(more.problem)
+        last_problem = more.problem
+        emit(more.events, more.lines)
+        out.flush()
+        if job is not None and time.monotonic() - last_check >= 1.0:
+            last_check = time.monotonic()
+            ctx.engine.reconcile(job)
+            if not job.is_live:
+                with _reading(path):
                     last = session.read_more()
-                    emit(last.events, last.lines)
-                    return finish()
+                emit(last.events, last.lines)
+                return finish()
+
+
+@contextmanager
+def _reading(path: Path):
+    """An error reading the session file, as one line. Only reads go under it: a failed write
+    to stdout (a reader that went away) is not the file's fault, and main ends it quietly."""
+    try:
+        yield
     except OSError as exc:
         raise Refused(f"cannot read {path}: {exc.strerror}") from None
-    return 0
-
-
-def _last_raw_lines(path: Path, n: int) -> tuple[list[bytes], int]:
-    from codexdash.tail import iter_lines_backward, last_line_end
-
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        end = last_line_end(fd, os.fstat(fd).st_size)
-        lines = []
-        for line in iter_lines_backward(fd, end):
-            if len(lines) >= n:
-                break
-            lines.append(line)
-    finally:
-        os.close(fd)
-    return lines[::-1], end
 
 
 def cmd_kill(args, ctx: Context) -> int:

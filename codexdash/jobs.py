@@ -432,6 +432,24 @@ class JobEngine:
         return retried
 
     def validate(self, request: StartRequest) -> list[str]:
+        def shown(text: str) -> str:  # undecodable bytes from argv as \xNN, other lone surrogates as \uNNNN
+            try:
+                return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                return text.encode("utf-8", "backslashreplace").decode()
+
+        # Bytes that are not UTF-8 reach Python as lone surrogates: the store, JSON and Codex
+        # (which takes its arguments as UTF-8) cannot take them. Refused here, before anything
+        # is stored.
+        texts = [("the prompt", request.prompt, False), ("the working directory", request.cwd, True),
+                 ("--model", request.model, True), ("--sandbox", request.sandbox, True)]
+        texts += [("an argument for Codex", arg, True) for arg in request.extra_args]
+        for what, text, show in texts:
+            if text is not None and not text.isascii():
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise BadInput(f"{what} {shown(text) + ' ' if show else ''}is not valid UTF-8") from None
         if not request.prompt.strip():
             raise BadInput("the prompt is empty")
         if "\x00" in request.prompt or any("\x00" in a for a in request.extra_args):
@@ -442,8 +460,16 @@ class JobEngine:
             raise BadInput(f"invalid sandbox {request.sandbox!r}: one of {', '.join(SANDBOX_MODES)}")
         _check_extra_args(request.extra_args)
         cwd = Path(request.cwd).expanduser()
-        if not cwd.is_dir():
+        try:
+            is_dir = cwd.is_dir()
+        except PermissionError:  # a directory above it that this user may not search
+            raise BadInput(f"working directory {request.cwd} cannot be reached: no search (x) permission on a directory above it") from None
+        if not is_dir:
             raise BadInput(f"working directory {request.cwd} does not exist or is not a directory")
+        # Codex starts in it: a directory this user may not enter would fail in the child, after
+        # the record is written, as if Codex had failed.
+        if not os.access(cwd, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
+            raise BadInput(f"working directory {request.cwd} cannot be entered: no search (x) permission for this user")
         request.cwd = str(cwd.resolve())
         return resolve_codex_command(self.settings.codex_command)
 

@@ -4,12 +4,17 @@ Codex appends each record as one write() ending in a newline, but a reader can s
 line half-written (or a process killed mid-write): a last line without its newline is kept
 until it completes. A file that shrinks was truncated and one with a new inode was replaced:
 both are read again from the start.
+
+Codex 0.171 may rewrite a session file untouched for a week in place as `rollout-...jsonl.zst`
+(zstd). Such a file is finished: every reader here accepts it, decompressing it as a stream from
+the start (zstd cannot be read from the end), and reads it again only if it is replaced.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +45,145 @@ class TailChunk:
     skipped_long_lines: int = 0
 
 
+COMPRESSED_SUFFIX = ".zst"
+
+
+class CompressedUnreadable(OSError):
+    """A zstd-compressed session file that cannot be decompressed here (an OSError, so every
+    reader that already reports unreadable files reports this one too, in one line)."""
+
+    def __init__(self, path: Path | str, why: str) -> None:
+        super().__init__(None, f"it is zstd-compressed and {why}")
+        self.filename = str(path)
+
+
+def is_compressed(path: Path | str) -> bool:
+    return str(path).endswith(COMPRESSED_SUFFIX)
+
+
+def _zstandard(path: Path | str):
+    # Imported here: only a compressed file needs it, and Python 3.11 has no zstd of its own.
+    try:
+        import zstandard
+    except ImportError:
+        raise CompressedUnreadable(path, "the Python package zstandard is not installed") from None
+    return zstandard
+
+
+def decompressed_blocks(fd: int, path: Path | str) -> Iterator[bytes]:
+    """The decompressed content of the zstd file open on `fd`, from its start, in blocks of at
+    most READ_CHUNK bytes however well it compressed (a streaming reader: bounded memory).
+
+    Raises CompressedUnreadable when the library is missing or the data is cut short or damaged.
+    """
+    zstandard = _zstandard(path)
+    # The streaming reader takes a file cut inside a frame for a shorter one, silently: the
+    # frames are checked to end where the file does before anything is read.
+    if not zstd_frames_complete(fd, os.fstat(fd).st_size):
+        raise CompressedUnreadable(path, "cut short or damaged (its zstd frames do not end where the file does)")
+    with open(fd, "rb", closefd=False) as fh:
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False)
+        try:
+            while block := reader.read(READ_CHUNK):
+                yield block
+        except zstandard.ZstdError as exc:
+            raise CompressedUnreadable(path, f"its data is damaged ({exc})") from None
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+_SKIPPABLE_MAGIC = range(0x184D2A50, 0x184D2A60)
+
+
+def zstd_frames_complete(fd: int, size: int) -> bool:
+    """Whether the file is a chain of whole zstd frames (RFC 8878 section 3.1), walked through
+    their headers with one small read per block: nothing is decompressed."""
+    pos = 0
+    while pos < size:
+        head = os.pread(fd, 8, pos)
+        if len(head) < 8:
+            return False
+        magic = int.from_bytes(head[:4], "little")
+        if magic in _SKIPPABLE_MAGIC:
+            pos += 8 + int.from_bytes(head[4:8], "little")
+            continue
+        if magic != _ZSTD_MAGIC:
+            return False
+        descriptor = head[4]
+        single_segment = descriptor >> 5 & 1
+        content_size_bytes = (single_segment, 2, 4, 8)[descriptor >> 6]
+        dictionary_id_bytes = (0, 1, 2, 4)[descriptor & 3]
+        pos += 5 + (1 - single_segment) + dictionary_id_bytes + content_size_bytes
+        while True:
+            block = os.pread(fd, 3, pos)
+            if len(block) < 3:
+                return False
+            header = int.from_bytes(block, "little")
+            last, block_type, block_size = header & 1, header >> 1 & 3, header >> 3
+            if block_type == 3:  # reserved: not zstd
+                return False
+            pos += 3 + (1 if block_type == 1 else block_size)  # an RLE block stores one byte
+            if last:
+                break
+        pos += 4 if descriptor >> 2 & 1 else 0  # content checksum
+    return pos == size
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines. A line longer than MAX_LINE_BYTES is dropped with a count
+    rather than held in memory without end; an unfinished last line is kept for the next data."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []  # the unfinished line, joined once it ends
+        self._size = 0
+        self._skipping = False
+
+    def feed(self, data: bytes, chunk: TailChunk) -> None:
+        start = 0
+        while (nl := data.find(b"\n", start)) >= 0:
+            if self._skipping:
+                self._skipping = False
+            elif self._size + nl - start > MAX_LINE_BYTES:
+                chunk.skipped_long_lines += 1
+            elif self._pieces:
+                self._pieces.append(data[start:nl])
+                chunk.lines.append(b"".join(self._pieces))
+            else:
+                chunk.lines.append(data[start:nl])
+            self._pieces, self._size = [], 0
+            start = nl + 1
+        if self._skipping or start == len(data):
+            return
+        if self._size + len(data) - start > MAX_LINE_BYTES:
+            self._pieces, self._size, self._skipping = [], 0, True
+            chunk.skipped_long_lines += 1
+            return
+        self._pieces.append(data[start:])
+        self._size += len(data) - start
+
+    def finish(self, chunk: TailChunk) -> None:
+        """The stream is complete (a compressed file): its unterminated last line is a line."""
+        if self._pieces and not self._skipping:
+            chunk.lines.append(b"".join(self._pieces))
+        self._pieces, self._size, self._skipping = [], 0, False
+
+
+def iter_compressed_chunks(fd: int, path: Path | str) -> Iterator[TailChunk]:
+    """The lines of a compressed session file, from its start, a block's worth at a time."""
+    splitter = LineSplitter()
+    for block in decompressed_blocks(fd, path):
+        chunk = TailChunk()
+        splitter.feed(block, chunk)
+        yield chunk
+    chunk = TailChunk()
+    splitter.finish(chunk)
+    yield chunk
+
+
+def iter_compressed_lines(fd: int, path: Path | str) -> Iterator[bytes]:
+    for chunk in iter_compressed_chunks(fd, path):
+        yield from chunk.lines
+
+
 class SessionTail:
     """Reads the complete lines appended to `path` since the last call."""
 
@@ -47,8 +191,7 @@ class SessionTail:
         self.path = Path(path)
         self.offset = offset
         self._identity = identity
-        self._partial = b""
-        self._skipping_long_line = False
+        self._lines = LineSplitter()
 
     def read(self) -> TailChunk:
         chunk = TailChunk()
@@ -63,6 +206,9 @@ class SessionTail:
         try:
             st = os.fstat(fd)
             identity = (st.st_dev, st.st_ino)
+            if is_compressed(self.path):
+                self._read_compressed(fd, st, chunk)
+                return chunk
             if self._identity is not None and identity != self._identity:
                 self._restart(chunk)
             elif st.st_size < self.offset:
@@ -77,7 +223,7 @@ class SessionTail:
                 if not data:
                     break
                 self.offset += len(data)
-                self._split(data, chunk)
+                self._lines.feed(data, chunk)
         finally:
             os.close(fd)
         return chunk
@@ -85,32 +231,23 @@ class SessionTail:
     def _restart(self, chunk: TailChunk) -> None:
         chunk.reset = True
         self.offset = 0
-        self._partial = b""
-        self._skipping_long_line = False
+        self._lines = LineSplitter()
 
-    def _split(self, data: bytes, chunk: TailChunk) -> None:
-        start = 0
-        while True:
-            nl = data.find(b"\n", start)
-            if nl < 0:
-                break
-            piece = data[start:nl]
-            if self._skipping_long_line:
-                self._skipping_long_line = False
-            else:
-                line = self._partial + piece if self._partial else piece
-                chunk.lines.append(line)
-            self._partial = b""
-            start = nl + 1
-        rest = data[start:]
-        if self._skipping_long_line or not rest:
-            return
-        if len(self._partial) + len(rest) > MAX_LINE_BYTES:
-            self._partial = b""
-            self._skipping_long_line = True
-            chunk.skipped_long_lines += 1
-            return
-        self._partial += rest
+    def _read_compressed(self, fd: int, st: os.stat_result, chunk: TailChunk) -> None:
+        """A compressed file is read whole, once; again only if it is replaced or rewritten.
+        `offset` is then the compressed size that was read."""
+        identity = (st.st_dev, st.st_ino)
+        if self._identity in (None, identity) and self.offset == st.st_size:
+            return  # read already: a compressed file does not grow
+        if self._identity is not None or self.offset:
+            self._restart(chunk)
+        self._identity, self.offset = identity, st.st_size
+        try:
+            for part in iter_compressed_chunks(fd, self.path):
+                chunk.lines.extend(part.lines)
+                chunk.skipped_long_lines += part.skipped_long_lines
+        except OSError as exc:  # CompressedUnreadable too
+            chunk.problem = f"cannot read {self.path}: {exc.strerror}"
 
 
 def last_line_end(fd: int, size: int) -> int:
@@ -200,22 +337,27 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
-        end = last_line_end(fd, st.st_size)
-        picked: list[bytes] = []
-        counted = 0
-        truncated = False
+        # A few events more than asked: Codex records some results twice, and the parser keeps
+        # the first of a pair only if it sees both.
+        wanted = last + OVERLAP_EVENTS
         probe = SessionParser()
-        for line in iter_lines_backward(fd, end):
-            # A few events more than asked: Codex records some results twice, and the parser
-            # keeps the first of a pair only if it sees both.
-            if counted >= last + OVERLAP_EVENTS:
-                truncated = True
-                break
-            picked.append(line)
-            counted += len(probe.feed(line))
+        if is_compressed(path):
+            end = st.st_size
+            picked, truncated = _last_lines_forward(iter_compressed_lines(fd, path), wanted, probe)
+        else:
+            end = last_line_end(fd, st.st_size)
+            picked = []
+            counted = 0
+            truncated = False
+            for line in iter_lines_backward(fd, end):
+                if counted >= wanted:
+                    truncated = True
+                    break
+                picked.append(line)
+                counted += len(probe.feed(line))
+            picked.reverse()
     finally:
         os.close(fd)
-    picked.reverse()
     parser = SessionParser()
     events: list[Event] = []
     for line in picked:
@@ -223,6 +365,51 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
     tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     truncated = truncated or len(events) > last
     return OpenedSession(events=events[-last:] if last else [], lines=picked, tail=tail, parser=parser, truncated=truncated)
+
+
+def _last_lines_forward(lines: Iterable[bytes], wanted: int, probe: SessionParser) -> tuple[list[bytes], bool]:
+    """The shortest run of last lines holding `wanted` events (all of them if fewer), read from
+    the start: memory holds that run only. Also whether earlier lines were dropped."""
+    kept: deque[tuple[bytes, int]] = deque()
+    counted = 0
+    dropped = False
+    for line in lines:
+        n = len(probe.feed(line))
+        kept.append((line, n))
+        counted += n
+        while counted - kept[0][1] >= wanted:
+            counted -= kept.popleft()[1]
+            dropped = True
+    return [line for line, _n in kept], dropped
+
+
+def open_session_raw(path: Path | str, last: int) -> OpenedSession:
+    """The last `last` lines of a session file as written (no events), and a tail after them."""
+    path = Path(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if is_compressed(path):
+            end = st.st_size
+            kept: deque[bytes] = deque(maxlen=last)
+            seen = 0
+            for line in iter_compressed_lines(fd, path):
+                kept.append(line)
+                seen += 1
+            lines, truncated = list(kept), seen > last
+        else:
+            end = last_line_end(fd, st.st_size)
+            lines, truncated = [], False
+            for line in iter_lines_backward(fd, end):
+                if len(lines) >= last:
+                    truncated = True
+                    break
+                lines.append(line)
+            lines.reverse()
+    finally:
+        os.close(fd)
+    tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
+    return OpenedSession(events=[], lines=lines, tail=tail, parser=SessionParser(), truncated=truncated)
 
 
 def watch_files(paths: Iterable[Path], stop_event, timeout_ms: int = 1000) -> Iterator[set[str]]:

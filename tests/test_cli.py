@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,261 @@ def test_doctor_reports_what_it_found(sandbox):
     assert "Codex command" in ok.stdout and "CODEX_HOME" in ok.stdout and "database" in ok.stdout
     bad = sandbox.cli("doctor", CODEX_HOME=str(sandbox.root / "missing"), CODEXDASH_CODEX="nope-codex")
     assert bad.returncode == 1 and "2 problem(s)" in bad.stdout
+
+
+# ---- zstd-compressed sessions --------------------------------------------------------------------
+
+LOG_MODES = [(), ("--tail", "1"), ("--tail", "4"), ("--raw",), ("--raw", "--tail", "2")]
+
+
+def compressed(path, into):
+    import zstandard
+
+    target = into / (path.name + ".zst")
+    target.write_bytes(zstandard.ZstdCompressor().compress(path.read_bytes()))
+    return target
+
+
+@pytest.mark.parametrize("mode", LOG_MODES, ids=" ".join)
+def test_logs_of_a_compressed_session_are_those_of_the_plain_one(sandbox, mode):
+    plain = SAMPLES / "completed-tool-call.jsonl"
+    packed = compressed(plain, sandbox.root)
+    want, got = sandbox.cli("logs", str(plain), *mode), sandbox.cli("logs", str(packed), *mode)
+    assert (got.returncode, got.stderr) == (0, "")
+    assert got.stdout == want.stdout and "unreadable" not in got.stdout
+
+
+def test_following_a_compressed_session_prints_it_and_ends(sandbox):
+    plain = SAMPLES / "completed-tool-call.jsonl"
+    packed = compressed(plain, sandbox.root)
+    followed = sandbox.cli("logs", str(packed), "--follow", timeout=30)
+    assert (followed.returncode, followed.stderr) == (0, "")
+    assert "✔ completed: hi from mock" in followed.stdout and "compressed" in followed.stdout
+    raw = sandbox.cli("logs", str(packed), "--follow", "--raw", timeout=30)
+    assert raw.returncode == 0 and raw.stdout == sandbox.cli("logs", str(plain), "--raw").stdout
+
+
+@pytest.mark.parametrize("mode", [*LOG_MODES, ("--follow",)], ids=" ".join)
+def test_a_compressed_session_that_cannot_be_read_says_so_in_one_line(sandbox, mode):
+    packed = compressed(SAMPLES / "completed-tool-call.jsonl", sandbox.root)
+    cut = sandbox.root / "cut.jsonl.zst"
+    cut.write_bytes(packed.read_bytes()[:-7])
+    one_line_error(sandbox.cli("logs", str(cut), *mode, timeout=30), 1, "zstd-compressed and cut short")
+    hide = sandbox.root / "no-zstd"
+    hide.mkdir()
+    (hide / "zstandard.py").write_text("raise ImportError('not installed')\n")
+    missing = sandbox.cli("logs", str(packed), *mode, PYTHONPATH=str(hide), timeout=30)
+    one_line_error(missing, 1, "zstd-compressed and the Python package zstandard is not installed")
+
+
+def test_a_job_whose_session_was_compressed_still_shows_it(sandbox):
+    job = sandbox.start("ECHO all done")
+    wait_for(lambda: (sandbox.engine.reconcile(job), not job.is_live)[1], message="the job to end")
+    plain = sandbox.engine.session_file(job)
+    assert plain and sandbox.engine.read_summary(job).outcome == "completed"
+    packed = compressed(Path(plain), Path(plain).parent)
+    os.unlink(plain)  # as Codex rewrites it: the .jsonl becomes .jsonl.zst
+    Job.update(session_file=str(packed)).where(Job.id == job.id).execute()  # as discovery finds it
+    job = sandbox.job(job.id)
+    summary = sandbox.engine.read_summary(job)
+    assert summary.outcome == "completed" and summary.outcome_text == "all done"
+    for mode in ((), ("--tail", "2"), ("--follow",)):
+        out = sandbox.cli("logs", job.id, *mode, timeout=30)
+        assert out.returncode == 0 and "✔ completed: all done" in out.stdout, (mode, out.stderr)
+
+
+# ---- a reader that goes away -----------------------------------------------------------------------
+
+def big_session(root) -> Path:
+    """A session whose rendering is far larger than a pipe holds (64 KiB on Linux)."""
+    path = root / "big.jsonl"
+    with path.open("w") as fh:
+        for i in range(2000):
+            item = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": f"{i} " + "y" * 200}]}
+            fh.write(json.dumps({"type": "response_item", "payload": item}) + "\n")
+    return path
+
+
+def many_jobs(count: int) -> str:
+    """`count` finished jobs (and as many history lines on the first one): large listings."""
+    from codexdash.store import JobEvent
+
+    now = __import__("time").time()
+    rows = [dict(id=f"job{i:06d}", marker=f"m{i}", status="completed", argv="[]", cwd="/tmp", prompt=f"prompt {i} " + "p" * 60,
+                 created_at=now - i, ended_at=now - i, exit_code=0) for i in range(count)]
+    Job.insert_many(rows).execute()
+    JobEvent.insert_many([dict(job="job000000", at=now - i, kind="state", to_status="completed") for i in range(count)]).execute()
+    return "job000000"
+
+
+def through_head(sandbox, *args: str, timeout: float = 60):
+    """`codexdash ARGS | head -1` with real processes: codexdash's exit status and stderr."""
+    err = sandbox.root / "stderr.txt"
+    with err.open("wb") as err_file:
+        writer = subprocess.Popen([sys.executable, "-m", "codexdash", *args], stdout=subprocess.PIPE, stderr=err_file,
+                                  stdin=subprocess.DEVNULL, env=sandbox.env(), cwd=sandbox.root)
+        head = subprocess.Popen(["head", "-1"], stdin=writer.stdout, stdout=subprocess.PIPE)
+        writer.stdout.close()  # head holds the only reading end: when it exits, the pipe is closed
+        try:
+            first = head.communicate(timeout=timeout)[0]
+            code = writer.wait(timeout=timeout)
+        finally:
+            for proc in (writer, head):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return code, err.read_text(), first
+
+
+@pytest.mark.parametrize("mode", [(), ("--raw",), ("--tail", "1500"), ("--raw", "--tail", "1500"), ("--follow",), ("--raw", "--follow")],
+                         ids=" ".join)
+def test_logs_into_a_pipe_closed_early_ends_quietly(sandbox, mode):
+    code, err, first = through_head(sandbox, "logs", str(big_session(sandbox.root)), *mode)
+    assert (code, err) == (0, "")
+    assert first.strip()
+
+
+@pytest.mark.parametrize("args", [("list",), ("list", "--all"), ("list", "--json"), ("list", "--all", "--json"),
+                                  ("show", "job000000"), ("show", "job000000", "--json"), ("--help",)], ids=" ".join)
+def test_every_command_into_a_pipe_closed_early_ends_quietly(sandbox, args):
+    many_jobs(1500)
+    code, err, first = through_head(sandbox, *args)
+    assert (code, err) == (0, "")
+    assert first.strip()
+
+
+@pytest.mark.parametrize("args", [("list",), ("list", "--json"), ("show", "job000000"), ("--version",), ("logs", "SAMPLE"),
+                                  ("logs", "SAMPLE", "--raw", "--tail", "2")], ids=" ".join)
+def test_a_short_output_into_a_pipe_already_closed_ends_quietly(sandbox, args):
+    many_jobs(1)
+    args = tuple(str(SAMPLES / "completed-message.jsonl") if a == "SAMPLE" else a for a in args)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the first write (or the flush at exit) fails
+    try:
+        done = subprocess.run([sys.executable, "-m", "codexdash", *args], stdout=write_end, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, env=sandbox.env(), cwd=sandbox.root, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, b"")
+
+
+# ---- arguments that are not UTF-8, a working directory this user cannot enter -----------------------
+
+def undecodable(raw: bytes) -> str:
+    return os.fsdecode(raw)  # what Python makes of such bytes in argv; subprocess turns it back
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("start", b"caf\xe9 au lait"), "the prompt is not valid UTF-8"),
+        (("start", "--cwd", b"DIR/caf\xe9", "hi"), "the working directory"),
+        (("start", "--model", b"m\xff", "hi"), "--model m\\xff is not valid UTF-8"),
+        (("start", "hi", "--", "--config", b"x=\xfe"), "an argument for Codex x=\\xfe is not valid UTF-8"),
+        (("--codex-home", b"/tmp/h\xff", "start", "hi"), "--codex-home /tmp/h\\xff is not valid UTF-8"),
+        (("show", b"\xff"), "the job id \\xff is not valid UTF-8"),
+        (("kill", b"\xff", "--yes"), "the job id \\xff is not valid UTF-8"),
+        (("logs", b"\xff"), "no session file \\xff"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_arguments_that_are_not_utf8_are_one_line_exit_2_and_store_nothing(sandbox, args, said):
+    os.mkdir(os.fsencode(sandbox.root) + b"/caf\xe9")
+    args = [undecodable(a.replace(b"DIR", os.fsencode(sandbox.root))) if isinstance(a, bytes) else a for a in args]
+    result = sandbox.cli(*args)
+    one_line_error(result, 2, said)
+    assert Job.select().count() == 0
+
+
+def test_a_prompt_on_stdin_that_is_not_utf8_is_one_line_exit_2(sandbox):
+    result = subprocess.run([sys.executable, "-m", "codexdash", "start", "-"], input=b"caf\xe9\n", capture_output=True,
+                            env=sandbox.env(), cwd=sandbox.root, timeout=60)
+    assert result.returncode == 2 and result.stderr.decode().count("\n") == 1, result.stderr
+    assert b"prompt read from stdin is not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    assert Job.select().count() == 0
+
+
+def test_a_session_file_named_with_bytes_that_are_not_utf8_is_still_read(sandbox):
+    path = os.fsencode(sandbox.root) + b"/rollout-\xff.jsonl"
+    with open(path, "wb") as fh:
+        fh.write((SAMPLES / "completed-message.jsonl").read_bytes())
+    result = sandbox.cli("logs", undecodable(path), "--tail", "1")
+    assert result.returncode == 0 and "✔ completed" in result.stdout, result.stderr
+
+
+def as_another_user() -> list[str] | None:
+    """The prefix that runs a command as a user file permissions apply to ([] when they apply to
+    us already), or None."""
+    import pwd
+    import shutil
+
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if shutil.which("setpriv") else None
+
+
+@pytest.fixture
+def unprivileged():
+    """A sandbox that an unprivileged user owns, and `cli` to run codexdash as that user."""
+    import pwd
+    import shutil
+    import tempfile
+
+    prefix = as_another_user()
+    if prefix is None:
+        pytest.skip("running as root with no way to become an unprivileged user (setpriv, user nobody)")
+    repo = str(Path(__file__).resolve().parent.parent)
+    base = Path(tempfile.mkdtemp(prefix="codexdash-unprivileged-"))  # root's pytest directories are closed to others
+    env = dict(os.environ, HOME=str(base), CODEX_HOME=str(base / "home"), CODEXDASH_DB=str(base / "data" / "jobs.db"),
+               CODEXDASH_CODEX=str(base / "bin" / "codex"), CODEXDASH_CONFIG=str(base / "config.toml"),
+               PYTHONPATH=os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+
+    def run(*argv: str):
+        return subprocess.run([*prefix, *argv], env=env, cwd=base, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    try:
+        for sub in ("home", "open", "bin"):
+            (base / sub).mkdir()
+        (base / "locked").mkdir(mode=0o700)
+        (base / "locked" / "inner").mkdir()
+        base.chmod(0o755)
+        if prefix:
+            nobody = pwd.getpwnam("nobody")
+            for path in (base, base / "home", base / "open"):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)  # locked/ stays root's, mode 0700
+        else:
+            (base / "locked").chmod(0o600)  # no x for its owner: we may not enter it
+        if run(sys.executable, "-c", "import codexdash.cli, psutil, peewee").returncode != 0:
+            pytest.skip(f"the unprivileged user cannot run {sys.executable} with codexdash")
+        # Codex is started by codexdash running as that user: its interpreter must be one that
+        # user can execute (a Python under /root is not).
+        for python in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
+            if python and run("/bin/sh", "-c", 'exec "$0" -c "import codexdash.fake_codex"', python).returncode == 0:
+                break
+        else:
+            pytest.skip("no Python the unprivileged user can execute for the fake Codex")
+        codex = base / "bin" / "codex"
+        codex.write_text(f"#!{python}\nimport sys\nsys.path.insert(0, {repo!r})\n"
+                         "from codexdash.fake_codex import main\nsys.exit(main())\n")
+        codex.chmod(0o755)
+        yield base, lambda *args: run(sys.executable, "-m", "codexdash", *args)
+    finally:
+        (base / "locked").chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_working_directory_this_user_cannot_enter_is_one_line_exit_2_and_stores_nothing(unprivileged):
+    base, cli = unprivileged
+    for place, said in ((base / "locked", "cannot be entered"), (base / "locked" / "inner", "cannot be reached")):
+        one_line_error(cli("start", "--cwd", str(place), "ECHO hi"), 2, said)
+    assert json.loads(cli("list", "--all", "--json").stdout) == []
+    # The same user can start a job elsewhere: it is the directory that is refused, not the setup.
+    started = cli("start", "--json", "--cwd", str(base / "open"), "ECHO hi")
+    assert started.returncode == 0, started.stderr
+    job = json.loads(started.stdout)["id"]
+    wait_for(lambda: json.loads(cli("show", job, "--json").stdout)["status"] == "completed", message="the job to complete")

@@ -152,3 +152,29 @@ def test_megabyte_prompt_goes_through_stdin(sandbox):
     from codexdash.session_files import read_head
 
     assert read_head(done.session_file).prompt == prompt
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("prompt", "caf\udce9 au lait", "the prompt is not valid UTF-8"),
+        ("prompt", "half an emoji \ud83d", "the prompt is not valid UTF-8"),
+        ("model", "m\udcff", "--model m\\xff is not valid UTF-8"),
+        ("sandbox", "\udcffread-only", "--sandbox \\xffread-only is not valid UTF-8"),
+        ("extra_args", ["--config", "x=\udcfe"], "an argument for Codex x=\\xfe is not valid UTF-8"),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_before_anything_is_stored(sandbox, field, value, said):
+    request = StartRequest(prompt="hi", cwd=str(sandbox.root))
+    setattr(request, field, value)
+    with pytest.raises(BadInput, match=said.replace("\\", "\\\\")):
+        sandbox.engine.start(request)
+    assert Job.select().count() == 0
+
+
+def test_a_working_directory_named_with_bytes_that_are_not_utf8_is_refused(sandbox):
+    place = os.fsencode(sandbox.root) + b"/caf\xe9"
+    os.mkdir(place)
+    with pytest.raises(BadInput, match=r"working directory .*/caf\\xe9 is not valid UTF-8"):
+        sandbox.start("hi", cwd=os.fsdecode(place))
+    assert Job.select().count() == 0

@@ -102,3 +102,128 @@ def test_an_over_long_line_is_skipped_with_a_notice_and_reading_goes_on(tmp_path
     assert notice.kind == "notice" and "skipped" in notice.text
     append(path, b"y" * 600 + b'"}\n' + (SAMPLES / "completed-message.jsonl").read_bytes().splitlines(keepends=True)[-1])
     assert [e.kind for e in session.read_more().events] == ["outcome"]  # the rest of it is dropped too
+
+
+# ---- zstd-compressed sessions (Codex 0.171 rewrites a week-old file as rollout-...jsonl.zst) ----
+
+def compress(data: bytes, frames: int = 1) -> bytes:
+    import zstandard
+
+    step = -(-len(data) // frames) or 1
+    return b"".join(zstandard.ZstdCompressor().compress(data[i : i + step]) for i in range(0, len(data), step))
+
+
+def compressed_copy(tmp_path, sample: str = "completed-tool-call.jsonl", frames: int = 1):
+    plain = SAMPLES / sample
+    path = tmp_path / (plain.name + ".zst")
+    path.write_bytes(compress(plain.read_bytes(), frames))
+    return plain, path
+
+
+def test_a_compressed_session_reads_as_its_plain_twin(tmp_path):
+    from codexdash.tail import session_from
+
+    for frames in (1, 3):  # zstd streams may hold several frames
+        plain, path = compressed_copy(tmp_path, frames=frames)
+        whole = parse_lines(plain.read_bytes().splitlines())
+        for last in (0, 1, 3, 5, len(whole), 1000):
+            opened, twin = open_session(path, last=last), open_session(plain, last=last)
+            assert opened.events == twin.events and opened.truncated == twin.truncated
+        session = session_from(path)
+        assert session.read_more().events == whole
+        more = session.read_more()  # a compressed file is finished: nothing is read twice
+        assert (more.events, more.reset, more.problem) == ([], False, None)
+        assert opened.read_more().events == []
+
+
+def test_a_replaced_compressed_session_is_read_again(tmp_path):
+    from codexdash.tail import session_from
+
+    _plain, path = compressed_copy(tmp_path)
+    session = session_from(path)
+    assert session.read_more().events
+    new = tmp_path / "new.zst"
+    new.write_bytes(compress((SAMPLES / "completed-message.jsonl").read_bytes()))
+    os.replace(new, path)
+    more = session.read_more()
+    assert more.reset and more.events == parse_lines((SAMPLES / "completed-message.jsonl").read_bytes().splitlines())
+
+
+def test_the_end_of_a_large_compressed_session_is_read_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    def line(i: int) -> bytes:
+        item = {"type": "function_call_output", "call_id": f"c{i}", "output": "x" * 100_000}
+        return json.dumps({"type": "response_item", "payload": item}).encode() + b"\n"
+
+    data = b"".join(line(i) for i in range(400)) + (SAMPLES / "completed-message.jsonl").read_bytes()  # 40 MB
+    path = tmp_path / "big.jsonl.zst"
+    path.write_bytes(compress(data))
+    tracemalloc.start()
+    try:
+        opened = open_session(path, last=3)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert opened.truncated and opened.events[-1].kind == "outcome"
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB for a 40 MB session"
+
+
+def test_a_damaged_or_cut_compressed_session_says_so(tmp_path):
+    import pytest
+
+    from codexdash.tail import session_from
+
+    _plain, path = compressed_copy(tmp_path)
+    good = path.read_bytes()
+    for name, blob in (("cut", good[: len(good) // 2]), ("damaged", good[:40] + b"\xff" * 20 + good[60:]),
+                       ("not zstd", b'{"type": "x"}\n' * 3)):
+        bad = tmp_path / f"{name}.jsonl.zst"
+        bad.write_bytes(blob)
+        with pytest.raises(OSError) as caught:
+            open_session(bad, last=10)
+        assert "zstd-compressed and" in caught.value.strerror, name
+        problem = session_from(bad).read_more().problem
+        assert problem and "zstd-compressed and" in problem and "\n" not in problem
+
+
+def test_a_compressed_session_without_the_zstd_library_says_so(tmp_path, monkeypatch):
+    import sys
+
+    import pytest
+
+    _plain, path = compressed_copy(tmp_path)
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # `import zstandard` now fails
+    with pytest.raises(OSError) as caught:
+        open_session(path)
+    assert "zstd-compressed and" in caught.value.strerror and "zstandard" in caught.value.strerror
+
+
+def test_long_lines_in_a_compressed_session_are_skipped(tmp_path, monkeypatch):
+    import codexdash.tail as tail_module
+    from codexdash.tail import session_from
+
+    monkeypatch.setattr(tail_module, "MAX_LINE_BYTES", 50_000)  # over the longest line of the sample
+    path = tmp_path / "s.jsonl.zst"
+    path.write_bytes(compress(b'{"pad": "' + b"y" * 200_000 + b'"}\n' + (SAMPLES / "completed-message.jsonl").read_bytes()))
+    events = session_from(path).read_more().events
+    assert events[-1].kind == "notice" and "skipped" in events[-1].text
+    assert events[:-1] == parse_lines((SAMPLES / "completed-message.jsonl").read_bytes().splitlines())
+
+
+def test_a_compressed_session_cut_anywhere_but_between_frames_says_so(tmp_path):
+    import pytest
+
+    lines = (SAMPLES / "completed-message.jsonl").read_bytes().splitlines(keepends=True)
+    frames = [compress(b"".join(lines[:3])), compress(b"".join(lines[3:]))]
+    whole = b"".join(frames)
+    path = tmp_path / "cut.jsonl.zst"
+    edges = {0, len(frames[0]), len(whole)}
+    near_edges = {c + d for c in edges for d in range(-40, 41)}  # headers, block headers, checksums
+    for cut in sorted(c for c in near_edges | set(range(0, len(whole), 97)) if 0 <= c <= len(whole)):
+        path.write_bytes(whole[:cut])
+        if cut in edges:
+            open_session(path, last=5)  # whole frames: a shorter session, but a sound one
+            continue
+        with pytest.raises(OSError, match="zstd-compressed and"):
+            open_session(path, last=5)
