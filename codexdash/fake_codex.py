@@ -14,6 +14,7 @@ What it does is read from words in the prompt:
   IGNORE_TERM ignore SIGTERM;  IGNORE_SIGNALS  ignore SIGINT and SIGTERM
   ESCAPE n    start a process in a new session that outlives us for n seconds
   EXEC        exec() into `sleep 600` without the marker in its environment
+  UNTIL path  wait (up to 120 s) until `path` exists: a test decides when the job goes on
   ECHO text   answer with `text` (the rest of the prompt)
 """
 
@@ -232,6 +233,11 @@ def run(opts: dict) -> int:
         s.write("response_item", {"type": "function_call_output", "call_id": call,
                                   "output": f"Wall time: {wall:.4f} seconds\nProcess exited with code {code}\nOutput:\n"})
         s.count_tokens(15)
+    until = re.search(r"\bUNTIL\s+(\S+)", prompt)
+    if until:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(until.group(1)) and time.monotonic() < deadline:
+            time.sleep(0.05)
     stream = _number(prompt, "STREAM", 30)
     if stream is not None:
         for i in range(int(stream)):

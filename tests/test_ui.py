@@ -204,9 +204,11 @@ def rendered_table(app) -> str:
 
 
 async def test_changed_cells_are_redrawn_on_screen(sandbox, app):
-    job = sandbox.start("ECHO soon done SLEEP 2")
+    go_on = sandbox.root / "go-on"
+    job = sandbox.start(f"UNTIL {go_on} ECHO soon done")
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "● running" in rendered_table(app), message="the running row drawn")
+        go_on.touch()
         await until(pilot, lambda: "✔ completed" in rendered_table(app), message="the completed row drawn")
         assert "● running" not in rendered_table(app)
         del job
