@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("start", help="start a Codex job, detached")
     s.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     s.add_argument("--cwd", default=None, help="working directory (default: here)")
+    s.add_argument("--name", help="what to call the job in tables (default: a title from the prompt's first line)")
     s.add_argument("--model", help="model for Codex")
     s.add_argument("--sandbox", help="Codex sandbox mode")
     s.add_argument("--json", action="store_true")
@@ -213,7 +214,8 @@ def cmd_start(args, ctx: Context) -> int:
             prompt = sys.stdin.buffer.read().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise BadInput(f"the prompt read from stdin is not valid UTF-8 (byte {exc.start})") from None
-    request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox, extra_args=args.extra)
+    request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox,
+                           extra_args=args.extra, name=args.name)
     return _started(ctx.engine.start(request), args.json)
 
 
@@ -251,13 +253,13 @@ def cmd_list(args, ctx: Context) -> int:
     if not views and not externals:
         print("no jobs" + ("" if args.all else " running or recent (--all for every job)"))
         return 0
-    header = ("ID", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")
+    header = ("ID", "NAME", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")
     dated = []
     now = time.time()
     for e in externals:  # read-only: no marker, so codexdash never signals them
         elapsed = (e.ended_at or now) - e.created_at
         dated.append((e.created_at, (
-            "~" + short_id(e.session_id), fmt.status_label(e.status), str(e.pid or "-"), fmt.duration(elapsed),
+            "~" + short_id(e.session_id), sanitize(fmt.title(e.prompt, 24)), fmt.status_label(e.status), str(e.pid or "-"), fmt.duration(elapsed),
             "-", "-", fmt.tokens(e.tokens), sanitize(fmt.path_end(e.cwd or "-", 30)),
             sanitize(fmt.one_line(e.prompt, 40)),
         )))
@@ -265,6 +267,7 @@ def cmd_list(args, ctx: Context) -> int:
         j = v.job
         dated.append((j.created_at, (
             j.id,
+            sanitize(fmt.one_line(j.name or fmt.title(j.prompt), 24)),
             fmt.status_label(j.status),
             str(j.pid or "-"),
             fmt.duration(v.elapsed) if v.elapsed is not None else fmt.duration(now - j.created_at) + " ago",

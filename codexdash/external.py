@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from codexdash.events import Outcome, SessionSummary
+from codexdash.format import title
 from codexdash.session_files import (
     THREAD_SOURCE_PREFIX,
     find_by_id,
@@ -49,7 +50,7 @@ class ExternalSession:
 
     def as_json(self, iso) -> dict:
         return {
-            "id": self.session_id, "pid": self.pid, "status": self.status, "cwd": self.cwd, "prompt": self.prompt,
+            "id": self.session_id, "name": title(self.prompt), "pid": self.pid, "status": self.status, "cwd": self.cwd, "prompt": self.prompt,
             "model": self.model, "created_at": iso(self.created_at), "ended_at": iso(self.ended_at),
             "exit_code": None, "session_id": self.session_id, "session_file": self.session_file,
             "tokens": self.tokens, "tokens_detail": self.tokens_detail, "cpu_percent": None, "rss_bytes": None, "error": self.error,

@@ -70,3 +70,14 @@ def path_end(path: str, width: int) -> str:
     """The end of a path, where paths of sibling jobs differ (`…/work3/api`), cut to `width`."""
     flat = " ".join(path.split())
     return flat if len(flat) <= width else "…" + flat[len(flat) - max(width - 1, 0) :]
+
+
+def title(prompt: str, width: int = 40) -> str:
+    """A job's default name: its prompt's first non-empty line, cut at a word to `width`."""
+    line = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
+    line = " ".join(line.split())
+    if len(line) <= width:
+        return line
+    space = line.rfind(" ", 0, width)  # the last word that fits whole
+    cut = line[:space] if space > 0 else line[: width - 1]
+    return cut.rstrip(" ,.;:") + "…"

@@ -24,6 +24,7 @@ from codexdash import codex_stderr
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
+from codexdash.format import title
 from codexdash.identity import marker_argument
 from codexdash.procs import (
     ProcessPoller,
@@ -73,6 +74,7 @@ class StartRequest:
     # A follow-up continues its parent's Codex session (`codex exec resume SESSION_ID`).
     parent: Job | None = None
     retry_of: str | None = None
+    name: str | None = None  # default: a title from the prompt
 
 
 def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
@@ -186,6 +188,7 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
     """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
     return {
         "id": data["id"],
+        "name": data.get("name") or title(data["prompt"]),
         "pid": data.get("pid"),
         "status": data["status"],
         "cwd": data["cwd"],
@@ -454,6 +457,8 @@ class JobEngine:
             raise BadInput("the prompt is empty")
         if "\x00" in request.prompt or any("\x00" in a for a in request.extra_args):
             raise BadInput("the prompt or an argument contains a NUL character")
+        if request.name is not None and (len(request.name) > 200 or any(c in request.name for c in "\n\r\x00")):
+            raise BadInput("the name must be one line of at most 200 characters")
         if request.model is not None and not request.model.strip():
             raise BadInput("the model is empty: give a model name or leave --model out")
         if request.sandbox is not None and request.sandbox not in SANDBOX_MODES:
@@ -493,6 +498,7 @@ class JobEngine:
         with self.store.write():
             job = Job.create(
                 id=job_id,
+                name=request.name.strip() if request.name and request.name.strip() else title(request.prompt),
                 codex_home=os.path.abspath(self.settings.codex_home),
                 extra_args=json.dumps(request.extra_args),
                 parent_id=parent.id if parent else None,

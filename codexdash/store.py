@@ -88,6 +88,8 @@ class Job(_Model):
     parent_id = pw.CharField(null=True, index=True)
     turn_offset = pw.IntegerField(null=True)
     retry_of = pw.CharField(null=True)
+    # What the operator calls the job (default: a short title from the prompt's first line).
+    name = pw.TextField(null=True)
     # Input, cached input, output, reasoning and total tokens (JSON), once the job ended.
     tokens_detail = pw.TextField(null=True)
 
@@ -132,7 +134,7 @@ def _add_columns(table: str, *columns: str):
 
 
 MIGRATIONS: dict[int, callable] = {
-    1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of", "tokens_detail"),
+    1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of", "tokens_detail", "name"),
 }
 
 

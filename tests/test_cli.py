@@ -14,7 +14,7 @@ from codexdash.store import Job
 from tests.conftest import SAMPLES, wait_for
 
 JSON_KEYS = {"id", "pid", "status", "cwd", "prompt", "model", "created_at", "ended_at", "exit_code", "session_id",
-             "session_file", "tokens", "cpu_percent", "rss_bytes", "error", "parent_id", "retry_of", "external", "tokens_detail"}
+             "session_file", "tokens", "cpu_percent", "rss_bytes", "error", "parent_id", "retry_of", "external", "tokens_detail", "name"}
 
 
 def one_line_error(result, code: int, text: str) -> None:
@@ -387,3 +387,13 @@ def test_a_working_directory_this_user_cannot_enter_is_one_line_exit_2_and_store
     assert started.returncode == 0, started.stderr
     job = json.loads(started.stdout)["id"]
     wait_for(lambda: json.loads(cli("show", job, "--json").stdout)["status"] == "completed", message="the job to complete")
+
+
+def test_jobs_have_names_to_tell_them_apart(sandbox):
+    named = json.loads(sandbox.cli("start", "--json", "--name", "api CI fix", "please SLEEP 30 then fix CI").stdout)
+    assert named["name"] == "api CI fix"
+    titled = json.loads(sandbox.cli("start", "--json", "\n\n  Fix the failing   CI of work3's api, then report back with a summary\nmore").stdout)
+    assert titled["name"] == "Fix the failing CI of work3's api, then…"
+    one_line_error(sandbox.cli("start", "--name", "two\nlines", "ECHO x"), 2, "the name must be one line")
+    listing = sandbox.cli("list").stdout
+    assert "api CI fix" in listing and "Fix the failing CI" in listing
