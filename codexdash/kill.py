@@ -12,7 +12,8 @@ One flow for every front end (the CLI asks on the terminal, the dashboard in a d
    sessions of their own) is ended.
 6. settle: the job's end is recorded.
 Every attempt (refused, cancelled, already claimed, done) is written to the audit trail with its
-checks and signals.
+checks and signals. A kill whose codexdash died before the end is finished by the next look at
+the job (`finish_abandoned_kill`, called by the engine's reconcile), recorded as taken over.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import psutil
 from codexdash.errors import Refused
 from codexdash.identity import IdentityReport, verify
 from codexdash.jobs import JobEngine, fault_point
-from codexdash.procs import carries_marker, is_gone, marked_processes
-from codexdash.store import Job
+from codexdash.procs import carries_marker, is_gone, marked_processes, process_if_same
+from codexdash.store import Job, JobStatus
 
 POLL_INTERVAL = 0.02
 
@@ -76,11 +77,15 @@ class KillResult:
     swept: int = 0
     seconds: float = 0.0
     stopped: bool = False
+    taken_over_from: int | None = None  # the PID of the codexdash that died mid-kill, if one did
 
     def summary(self, status: str) -> str:
         """One line for the user: how the job ended and what it took."""
         sent = ", ".join(self.sent) or "nothing left to signal"
-        return f"job {self.job_id}: {status} after {self.seconds:.2f} s ({sent})"
+        line = f"job {self.job_id}: {status} after {self.seconds:.2f} s ({sent})"
+        if self.taken_over_from is not None:
+            line += f", finishing the kill of codexdash PID {self.taken_over_from}, which died"
+        return line
 
 
 def _leader_exited(pidfd: int | None, leader: psutil.Process, timeout: float) -> bool:
@@ -163,6 +168,9 @@ class KillFlow:
         self.say = progress or (lambda _msg: None)
         self.report = IdentityReport(job_id=job.id, pid=job.pid)
         self.audit: dict = {"force": force}
+        # Set when verify() found the job's kill left unfinished by a codexdash that died, and
+        # finished it: nothing is left to confirm.
+        self.finished: KillResult | None = None
         self._verified_at = 0.0
 
     # ---- the steps --------------------------------------------------------------------------
@@ -170,6 +178,10 @@ class KillFlow:
     def verify(self) -> IdentityReport:
         """Brings the job up to date and runs every identity check. A failed check is recorded
         as a refused attempt; nothing is ever sent after one."""
+        if kill_abandoned(self.job):
+            self.finished = self.take_over()
+            if self.finished is not None or self.report.checks:  # finished, or refused (recorded)
+                return self.report
         self.engine.reconcile(self.job)
         self._check()
         if not self.report.ok:
@@ -207,6 +219,34 @@ class KillFlow:
             raise KillRefused(f"job {self.job.id} is already being stopped by another codexdash", self.report)
         return self._escalate()
 
+    def take_over(self) -> KillResult | None:
+        """Finishes the kill the user confirmed, whose codexdash died before the end.
+
+        This process takes the job over (a compare-and-set: of several looks at once, one does
+        it), checks its identity again, and escalates; if the job has ended meanwhile, it only
+        settles it. A process that fails its checks is never signalled (the refusal is
+        recorded). None when another codexdash has the job, or when a check failed.
+        """
+        job, engine = self.job, self.engine
+        killer = job.actor_pid
+        if engine.store.readonly or not engine.claim_stop(job):
+            return None
+        self.audit["taken_over_from"] = killer
+        self._check()
+        leader_gone = not self.report.ok and process_if_same(job.pid, job.pid_start_time) is None
+        if leader_gone and not marked_processes(job.marker):
+            self._record("already ended")
+            engine.settle(job, engine.reap(job))
+            return KillResult(job_id=job.id, report=self.report, stopped=True, taken_over_from=killer)
+        if not self.report.ok and not leader_gone:
+            self._record("refused")
+            return None
+        # Verified, or only processes carrying the marker are left: each is checked again
+        # through a pidfd before it is signalled.
+        result = self._escalate()
+        result.taken_over_from = killer
+        return result
+
     def close(self) -> None:
         self.report.close()
 
@@ -233,7 +273,7 @@ class KillFlow:
         result = KillResult(job_id=job.id, report=report)
         started = time.monotonic()
         try:
-            leader = psutil.Process(job.pid)
+            leader = psutil.Process(job.pid) if report.ok else None
         except psutil.NoSuchProcess:
             leader = None
         for step in self.plan:
@@ -277,6 +317,8 @@ def kill_job(
     flow = KillFlow(engine, job, force, progress)
     try:
         report = flow.verify()
+        if flow.finished is not None:
+            return flow.finished
         if not report.ok:
             raise flow.refusal()
         if confirm is not None and not confirm(report, flow.plan):
@@ -286,3 +328,21 @@ def kill_job(
     finally:
         flow.close()
 
+
+# ---- a kill whose codexdash died before the end -----------------------------------------------
+
+
+def kill_abandoned(job: Job) -> bool:
+    """Is the job `stopping` with the codexdash that was stopping it gone?"""
+    return job.status == JobStatus.STOPPING and process_if_same(job.actor_pid, job.actor_start_time) is None
+
+
+def finish_abandoned_kill(engine: JobEngine, job: Job) -> KillResult | None:
+    """The next look at a job whose killer died finishes its kill (see `KillFlow.take_over`)."""
+    if not kill_abandoned(job):
+        return None
+    flow = KillFlow(engine, job)
+    try:
+        return flow.take_over()
+    finally:
+        flow.close()

@@ -258,3 +258,20 @@ def test_a_process_seen_in_the_middle_of_its_exec_is_checked_again(sandbox, monk
     result = kill_job(sandbox.engine, job, force=True)
     assert result.stopped and len(calls) == 2
     assert [e["outcome"] for e in kill_events(job.id)] == ["stopped"]
+
+
+def test_a_kill_left_unfinished_is_not_finished_on_a_process_that_fails_its_checks(sandbox):
+    job = sandbox.start("EXEC now")
+    wait_for(lambda: psutil.Process(job.pid).name() == "sleep", message="the exec")
+    dead = subprocess.Popen(["true"])  # stands for a codexdash that died mid-kill
+    dead_start = psutil.Process(dead.pid).create_time()
+    dead.wait()
+    assert sandbox.engine.transition(job, JobStatus.STOPPING, expect=(JobStatus.RUNNING,), killed_by_us=True,
+                                     actor_pid=dead.pid, actor_start_time=dead_start)
+    for _look in range(2):
+        sandbox.engine.refresh([job])
+    assert alive(job.pid) and psutil.Process(job.pid).status() != psutil.STATUS_STOPPED
+    assert Job.get_by_id(job.id).status == JobStatus.STOPPING
+    events = kill_events(job.id)
+    assert [e["outcome"] for e in events] == ["taken over", "refused"]  # once: this process holds it now
+    assert "marker" in {c["name"] for c in events[-1]["checks"]["checks"] if not c["ok"]}
