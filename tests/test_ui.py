@@ -5,6 +5,7 @@ from __future__ import annotations
 import psutil
 import pytest
 from textual.widgets import Button, Input, Static, TextArea
+from textual.widgets._toast import Toast
 
 from codexdash.store import Job, JobStatus
 from codexdash.ui.app import CodexdashApp
@@ -210,3 +211,71 @@ async def test_changed_cells_are_redrawn_on_screen(sandbox, app):
         await until(pilot, lambda: "✔ completed" in rendered_table(app), message="the completed row drawn")
         assert "● running" not in rendered_table(app)
         del job
+
+
+def start_error(app) -> str:
+    """The error shown in the open start dialog ("" when none is open or it shows none)."""
+    screen = app.screen
+    if not isinstance(screen, StartDialog) or not screen.is_mounted:
+        return ""
+    return str(screen.query_one("#start-error", Static).render())
+
+
+# ---- every string a user or Codex writes reaches the screen as text ------------------------------
+
+MARKUP = ["[/nope]", "[bold]x", "[@click=app.quit]x[/]"]
+
+
+def toast_texts(app) -> list[str]:
+    """The notifications as drawn on the current screen."""
+    return [str(t.render()) for t in app.screen.query(Toast)]
+
+
+async def test_markup_in_the_pane_search_is_searched_for_as_text(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: "completed: hi from mock" in log_text(app), message="the session in the pane")
+        await pilot.press("tab", "slash")
+        for text in MARKUP:
+            app.pane.search_box.value = ""
+            await pilot.press(*text, "enter")
+            wanted = f"not found in the session: {text}"
+            await until(pilot, lambda: any(wanted in t for t in toast_texts(app)), message=f"the toast for {text}")
+        assert app.is_running
+
+
+async def test_markup_in_the_filter_is_matched_and_shown_as_text(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.table.row_count == 5, message="the fixed jobs")
+        for text in MARKUP:
+            await pilot.press("slash", *text)
+            await until(pilot, lambda: f"filter:{text}" in str(app.status_line.render()), message=f"the filter {text}")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.focused is app.table, message="the table focused again")
+        await pilot.press("slash", *"[bold]not markup[/]", "enter")
+        await until(pilot, lambda: app.table.row_count == 1, message="the job whose prompt has brackets")
+        assert app.is_running
+
+
+async def test_markup_in_the_start_dialog_and_its_errors_is_text(sandbox, app):
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the dialog")
+        await pilot.press(*"ECHO [@click=app.quit]x[/] SLEEP 1")
+        dialog.query_one("#cwd", Input).value = "[/nope]"
+        await pilot.press("ctrl+s")
+        error = await until(pilot, lambda: start_error(app), message="the dialog back with the error")
+        assert "working directory [/nope] does not exist" in error
+        assert Job.select().count() == 0
+        dialog = app.screen
+        dialog.query_one("#cwd", Input).value = str(sandbox.root)
+        dialog.query_one("#model", Input).value = "[bold]x"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
+        job = await until(pilot, lambda: Job.get_or_none(), message="the job recorded")
+        assert job.prompt == "ECHO [@click=app.quit]x[/] SLEEP 1" and job.model == "[bold]x"
+        await until(pilot, lambda: "[@click=app.quit]x[/]" in table_text(app), message="the prompt in the table")
+        await until(pilot, lambda: any(f"job {job.id}" in t and "[@click=app.quit]x[/]" in t for t in toast_texts(app)),
+                    message="the end announced with the prompt as text")
+        assert app.is_running

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -12,6 +13,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from codexdash.errors import CodexdashError
 from codexdash.jobs import JobEngine, StartRequest
+from codexdash.render import sanitize
 from codexdash.store import Job
 
 SANDBOX_MODES = ["read-only", "workspace-write", "danger-full-access"]
@@ -61,7 +63,7 @@ class StartDialog(ModalScreen[Job | None]):
             self.action_cancel()
 
     def show_error(self, text: str) -> None:
-        self.query_one("#start-error", Static).update(text)
+        self.query_one("#start-error", Static).update(Text(sanitize(text)))
 
     def request(self) -> StartRequest:
         extra_text = self.query_one("#extra", Input).value
