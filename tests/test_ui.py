@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+
 import psutil
 import pytest
 from textual.widgets import Button, Input, Static, TextArea
 from textual.widgets._toast import Toast
 
-from codexdash.store import Job, JobStatus
+from codexdash.errors import StoreError
+from codexdash.store import Job, JobEvent, JobStatus
 from codexdash.ui.app import CodexdashApp
+from codexdash.ui.help_screen import HelpScreen
 from codexdash.ui.kill_dialog import KillDialog
 from codexdash.ui.start_dialog import StartDialog
 from tests.ui_support import add_fixed_jobs, log_text, table_text, until
@@ -71,22 +76,40 @@ async def test_follow_pauses_when_scrolled_up_and_f_toggles(sandbox, app):
         del job
 
 
+def start_error(app) -> str:
+    """The error shown in the open start dialog ("" when none is open or it shows none)."""
+    screen = app.screen
+    if not isinstance(screen, StartDialog) or not screen.is_mounted:
+        return ""
+    return str(screen.query_one("#start-error", Static).render())
+
+
 async def test_start_dialog_validates_and_records_nothing_on_error(sandbox, app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
         dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the dialog")
         assert app.focused is dialog.query_one("#prompt", TextArea)
         await pilot.press("ctrl+s")
-        assert "prompt is empty" in str(dialog.query_one("#start-error", Static).render())
+        await until(pilot, lambda: "prompt is empty" in start_error(app), message="the dialog back with the error")
+        dialog = app.screen
+        assert app.focused is dialog.query_one("#prompt", TextArea)
         await pilot.press(*"ECHO from the dialog")
         dialog.query_one("#cwd", Input).value = "/no/such/dir"
+        dialog.query_one("#extra", Input).value = "--color 'never mind'"
         await pilot.press("ctrl+s")
-        assert "does not exist" in str(dialog.query_one("#start-error", Static).render())
+        await until(pilot, lambda: "does not exist" in start_error(app), message="the dialog back with the error")
+        dialog = app.screen  # filled in as typed
+        assert dialog.query_one("#prompt", TextArea).text == "ECHO from the dialog"
+        assert dialog.query_one("#extra", Input).value == "--color 'never mind'"
         assert Job.select().count() == 0
         dialog.query_one("#cwd", Input).value = str(sandbox.root)
+        dialog.query_one("#extra", Input).value = "'unclosed"
+        await pilot.press("ctrl+s")
+        assert "extra arguments" in start_error(app) and app.screen is dialog  # told at once, in the dialog
+        dialog.query_one("#extra", Input).value = ""
         await pilot.press("ctrl+s")
         await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
-        (job,) = Job.select()
+        (job,) = await until(pilot, lambda: list(Job.select()), message="the job recorded")
         assert job.prompt == "ECHO from the dialog" and job.cwd == str(sandbox.root)
         await until(pilot, lambda: job.id in table_text(app), message="the new job in the table")
 
@@ -103,9 +126,33 @@ async def test_start_dialog_escape_cancels(sandbox, app):
         assert Job.select().count() == 0
 
 
+def kill_outcomes(job_id: str) -> list[str]:
+    """The job's kill attempts in the audit trail, as the CLI's kill writes them."""
+    events = JobEvent.select().where((JobEvent.job == job_id) & (JobEvent.kind == "kill")).order_by(JobEvent.id)
+    return [e.detail_data.get("outcome") for e in events]
+
+
+def kills_under_way(app) -> bool:
+    return any(w.group == "kill" and not w.is_finished for w in app.workers)
+
+
+def record_toasts(app) -> list[str]:
+    """Every notification the app raises from now on (they expire from the screen)."""
+    told: list[str] = []
+    notify = app.notify
+
+    def recording(message, **kwargs):
+        told.append(message)
+        notify(message, **kwargs)
+
+    app.notify = recording
+    return told
+
+
 async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandbox, app):
     job = sandbox.start("please SLEEP 60")
-    async with app.run_test(size=SIZE) as pilot:
+    told = record_toasts(app)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job selected")
         await pilot.press("k")
         dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
@@ -116,6 +163,8 @@ async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandb
         assert "SIGINT" in str(dialog.query_one("#kill-plan", Static).render())
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, KillDialog), message="the dialog to close")
+        await until(pilot, lambda: kill_outcomes(job.id) and not kills_under_way(app), message="the cancellation recorded")
+        assert kill_outcomes(job.id) == ["cancelled"]  # one event, as `codexdash kill` answered "n" writes
         assert alive(job.pid) and Job.get_by_id(job.id).status == JobStatus.RUNNING
         await pilot.press("k")
         await until(pilot, lambda: isinstance(app.screen, KillDialog), message="the kill dialog again")
@@ -123,6 +172,12 @@ async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandb
         await until(pilot, lambda: Job.get_by_id(job.id).status == JobStatus.KILLED, message="the kill")
         await until(pilot, lambda: "✝ killed" in table_text(app), message="the killed state in the table")
         assert not alive(job.pid)
+        await until(pilot, lambda: not kills_under_way(app), message="the kill worker to end")
+        seen = app.refreshes
+        await until(pilot, lambda: app.refreshes >= seen + 2, message="refreshes after the kill")
+        about = [m for m in told if job.id in m]
+        assert len(about) == 1 and "killed after" in about[0], about
+        assert kill_outcomes(job.id) == ["cancelled", "stopped"]
 
 
 async def test_refused_kill_offers_no_kill_and_never_signals(sandbox, app):
@@ -138,6 +193,8 @@ async def test_refused_kill_offers_no_kill_and_never_signals(sandbox, app):
         await pilot.press("y")  # no effect: nothing to confirm
         assert isinstance(app.screen, KillDialog)
         await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, KillDialog) and not kills_under_way(app), message="the dialog to close")
+        assert kill_outcomes(job.id) == ["refused"]  # one event, as `codexdash kill` writes
         assert alive(job.pid)
         assert Job.get_by_id(job.id).status == JobStatus.RUNNING
 
@@ -213,14 +270,6 @@ async def test_changed_cells_are_redrawn_on_screen(sandbox, app):
         del job
 
 
-def start_error(app) -> str:
-    """The error shown in the open start dialog ("" when none is open or it shows none)."""
-    screen = app.screen
-    if not isinstance(screen, StartDialog) or not screen.is_mounted:
-        return ""
-    return str(screen.query_one("#start-error", Static).render())
-
-
 # ---- every string a user or Codex writes reaches the screen as text ------------------------------
 
 MARKUP = ["[/nope]", "[bold]x", "[@click=app.quit]x[/]"]
@@ -278,4 +327,82 @@ async def test_markup_in_the_start_dialog_and_its_errors_is_text(sandbox, app):
         await until(pilot, lambda: "[@click=app.quit]x[/]" in table_text(app), message="the prompt in the table")
         await until(pilot, lambda: any(f"job {job.id}" in t and "[@click=app.quit]x[/]" in t for t in toast_texts(app)),
                     message="the end announced with the prompt as text")
+        assert app.is_running
+
+
+# ---- the screen never waits on the store ------------------------------------------------------------
+
+
+class WriteLock:
+    """Another writer holding the database (BEGIN IMMEDIATE) until released, or until a deadline
+    (where the dashboard waited on it, the test fails instead of hanging)."""
+
+    def __init__(self, path, deadline: float = 10.0) -> None:
+        self.db = sqlite3.connect(path, timeout=0, check_same_thread=False, isolation_level=None)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.released = threading.Event()
+        self._timer = threading.Timer(deadline, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        if not self.released.is_set():
+            self.released.set()
+            self.db.execute("ROLLBACK")
+            self._timer.cancel()
+
+
+async def test_a_start_waiting_on_a_locked_database_leaves_the_screen_answering(sandbox, app):
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.refreshes >= 1, message="the first refresh")
+        lock = WriteLock(sandbox.db_path)
+        try:
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, StartDialog), message="the dialog")
+            await pilot.press(*"ECHO while locked", "ctrl+s")
+            await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), message="the help, while the store is locked")
+            assert not lock.released.is_set(), "the screen waited for the lock"
+            assert Job.select().count() == 0
+        finally:
+            lock.release()
+        await pilot.press("escape")
+        job = await until(pilot, lambda: Job.get_or_none(), message="the job recorded once the lock is gone")
+        await until(pilot, lambda: job.id in table_text(app), message="the job in the table")
+
+
+async def test_a_kill_waiting_on_a_locked_database_leaves_the_screen_answering(sandbox, app):
+    job = sandbox.start("please SLEEP 60")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job selected")
+        lock = WriteLock(sandbox.db_path)
+        try:
+            await pilot.press("k")
+            await until(pilot, lambda: isinstance(app.screen, KillDialog), message="the kill dialog")
+            await pilot.press("y")
+            await until(pilot, lambda: not isinstance(app.screen, KillDialog), message="the dialog to close")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), message="the help, while the store is locked")
+            assert not lock.released.is_set(), "the screen waited for the lock"
+            assert alive(job.pid)
+        finally:
+            lock.release()
+        await pilot.press("escape")
+        await until(pilot, lambda: "✝ killed" in table_text(app), message="the kill once the lock is gone")
+        assert kill_outcomes(job.id) == ["stopped"]
+
+
+async def test_markup_in_engine_errors_is_shown_as_text(sandbox, app, monkeypatch):
+    def failing(*_args, **_kwargs):
+        raise StoreError("cannot write the job database /srv/[/nope]/jobs.db: [@click=app.quit]x[/]")
+
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.refreshes >= 1, message="the first refresh")
+        monkeypatch.setattr(sandbox.engine, "start", failing)
+        await pilot.press("n", *"ECHO [bold]x", "ctrl+s")
+        await until(pilot, lambda: any("job not started: cannot write the job database /srv/[/nope]/jobs.db: "
+                                       "[@click=app.quit]x[/]" in t for t in toast_texts(app)), message="the start's error")
+        monkeypatch.setattr(sandbox.engine, "refresh", failing)
+        await until(pilot, lambda: any(t.startswith("cannot write the job database /srv/[/nope]") for t in toast_texts(app)),
+                    message="the refresh's error")
         assert app.is_running

@@ -1,6 +1,7 @@
 """The kill dialog: the identity checks with their results, and what will be sent.
 
 Focus starts on Cancel. When a check fails the dialog says which and why, and offers no kill.
+It only asks: the answer goes back to the app, which records it and acts in a worker.
 """
 
 from __future__ import annotations
