@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 
@@ -16,6 +17,7 @@ from codexdash.ui.app import CodexdashApp
 from codexdash.ui.help_screen import HelpScreen
 from codexdash.ui.kill_dialog import KillDialog
 from codexdash.ui.start_dialog import StartDialog
+from tests.conftest import wait_for
 from tests.ui_support import add_fixed_jobs, log_text, table_text, until
 
 SIZE = (140, 36)
@@ -313,11 +315,14 @@ async def test_markup_in_the_start_dialog_and_its_errors_is_text(sandbox, app):
         dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the dialog")
         await pilot.press(*"ECHO [@click=app.quit]x[/] SLEEP 1")
         dialog.query_one("#cwd", Input).value = "[/nope]"
+        dialog.query_one("#extra", Input).value = "-c '[bold]x'"
         await pilot.press("ctrl+s")
         error = await until(pilot, lambda: start_error(app), message="the dialog back with the error")
         assert "working directory [/nope] does not exist" in error
         assert Job.select().count() == 0
         dialog = app.screen
+        assert dialog.query_one("#extra", Input).value == "-c '[bold]x'"
+        dialog.query_one("#extra", Input).value = ""
         dialog.query_one("#cwd", Input).value = str(sandbox.root)
         dialog.query_one("#model", Input).value = "[bold]x"
         await pilot.press("ctrl+s")
@@ -406,3 +411,22 @@ async def test_markup_in_engine_errors_is_shown_as_text(sandbox, app, monkeypatc
         await until(pilot, lambda: any(t.startswith("cannot write the job database /srv/[/nope]") for t in toast_texts(app)),
                     message="the refresh's error")
         assert app.is_running
+
+
+async def test_the_dashboard_finishes_a_kill_whose_codexdash_died_and_keeps_answering(sandbox, app):
+    started = json.loads(sandbox.cli("start", "--json", "IGNORE_SIGNALS STREAM 120").stdout)
+    wait_for(lambda: sandbox.engine.session_file(Job.get_by_id(started["id"])), message="the session file")
+    crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-after-signal")
+    assert crashed.returncode == 137
+    job = Job.get_by_id(started["id"])
+    app.engine.settings = app.engine.settings.with_overrides(interrupt_grace=5.0)  # a kill that takes a while
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        # The refresh takes the kill over and escalates for seconds: the screen answers meanwhile.
+        await until(pilot, lambda: "taken over" in kill_outcomes(job.id), message="the kill taken over")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), message="the help, during the kill")
+        assert Job.get_by_id(job.id).status == JobStatus.STOPPING
+        await pilot.press("escape")
+        await until(pilot, lambda: "✝ killed" in table_text(app), message="the kill finished")
+        assert kill_outcomes(job.id) == ["taken over", "stopped"]
+        assert not alive(job.pid)
