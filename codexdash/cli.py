@@ -491,7 +491,7 @@ def cmd_kill(args, ctx: Context) -> int:
         if exc.report.checks and not exc.report.ok:
             show_checks(exc.report)  # why: each check with its result
         raise
-    print(f"job {job.id}: {job.status} after {result.seconds:.2f} s ({', '.join(result.sent)})")
+    print(result.summary(job.status))
     return 0 if result.stopped else 1
 
 

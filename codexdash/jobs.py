@@ -620,6 +620,14 @@ class JobEngine:
         if job.status == JobStatus.STARTING and job.pid is None:
             self._resolve_stale_start(job)
             return process_if_same(job.pid, job.pid_start_time)
+        if job.status == JobStatus.STOPPING and process_if_same(job.actor_pid, job.actor_start_time) is None:
+            # The codexdash stopping it died mid-kill: the kill the user confirmed is finished
+            # here, recorded as taken over. Imported here: kill builds on this module.
+            from codexdash.kill import finish_abandoned_kill
+
+            finish_abandoned_kill(self, job)
+            if job.status not in JobStatus.LIVE:
+                return None
         proc = process_if_same(job.pid, job.pid_start_time)
         exit_code = self.reap(job)
         if proc is not None and exit_code is None:

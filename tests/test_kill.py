@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from codexdash.errors import Refused
-from codexdash.identity import marker_argument, verify
+from codexdash.identity import Check, IdentityReport, marker_argument, verify
 from codexdash.kill import kill_job
 from codexdash.procs import marked_processes
 from codexdash.store import Job, JobEvent, JobStatus
@@ -219,3 +219,59 @@ def test_reused_pid_with_same_command_and_marker_is_never_signalled(sandbox):
     assert "FAILED ['start time']" in done.stdout
     assert "REFUSED" in done.stdout and "KILLED" not in done.stdout
     assert "IMPOSTOR ALIVE True" in done.stdout
+
+
+def test_a_confirmation_that_outlived_the_checks_is_checked_again(sandbox, monkeypatch):
+    import codexdash.kill
+
+    monkeypatch.setattr(codexdash.kill, "REVERIFY_AFTER", 0.0)  # every confirmation counts as slow
+    job = sandbox.start("STREAM 60")
+    # Right after exec() the kernel may not show the new command line yet.
+    wait_for(lambda: marker_argument(job.marker) in psutil.Process(job.pid).cmdline(), message="the command line")
+
+    def confirm_while_the_record_changes(report, plan):
+        assert report.ok
+        with sandbox.engine.store.write():  # what was verified is no longer what is recorded
+            Job.update(pid_start_time=job.pid_start_time - 5).where(Job.id == job.id).execute()
+        return True
+
+    with pytest.raises(Refused, match="start time"):
+        kill_job(sandbox.engine, job, confirm=confirm_while_the_record_changes)
+    assert alive(job.pid) and Job.get_by_id(job.id).status == JobStatus.RUNNING
+    assert [e["outcome"] for e in kill_events(job.id)] == ["refused"]
+
+
+def test_a_process_seen_in_the_middle_of_its_exec_is_checked_again(sandbox, monkeypatch):
+    import codexdash.kill
+
+    job = sandbox.start("STREAM 60")
+    wait_for(lambda: marker_argument(job.marker) in psutil.Process(job.pid).cmdline(), message="the command line")
+    real, calls = codexdash.kill.verify, []
+
+    def in_exec_at_first(j):  # what the kernel shows for a moment after exec(): no command line
+        calls.append(j.id)
+        if len(calls) == 1:
+            return IdentityReport(j.id, j.pid, [Check("process", True, "alive"), Check("marker", False, "missing")])
+        return real(j)
+
+    monkeypatch.setattr(codexdash.kill, "verify", in_exec_at_first)
+    result = kill_job(sandbox.engine, job, force=True)
+    assert result.stopped and len(calls) == 2
+    assert [e["outcome"] for e in kill_events(job.id)] == ["stopped"]
+
+
+def test_a_kill_left_unfinished_is_not_finished_on_a_process_that_fails_its_checks(sandbox):
+    job = sandbox.start("EXEC now")
+    wait_for(lambda: psutil.Process(job.pid).name() == "sleep", message="the exec")
+    dead = subprocess.Popen(["true"])  # stands for a codexdash that died mid-kill
+    dead_start = psutil.Process(dead.pid).create_time()
+    dead.wait()
+    assert sandbox.engine.transition(job, JobStatus.STOPPING, expect=(JobStatus.RUNNING,), killed_by_us=True,
+                                     actor_pid=dead.pid, actor_start_time=dead_start)
+    for _look in range(2):
+        sandbox.engine.refresh([job])
+    assert alive(job.pid) and psutil.Process(job.pid).status() != psutil.STATUS_STOPPED
+    assert Job.get_by_id(job.id).status == JobStatus.STOPPING
+    events = kill_events(job.id)
+    assert [e["outcome"] for e in events] == ["taken over", "refused"]  # once: this process holds it now
+    assert "marker" in {c["name"] for c in events[-1]["checks"]["checks"] if not c["ok"]}

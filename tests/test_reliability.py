@@ -82,6 +82,44 @@ def test_killed_after_the_first_signal_the_next_kill_takes_over(sandbox):
     assert marked_processes(job.marker) == []
 
 
+def kill_events(job_id: str) -> list[dict]:
+    events = JobEvent.select().where((JobEvent.job == job_id) & (JobEvent.kind == "kill")).order_by(JobEvent.id)
+    return [e.detail_data for e in events]
+
+
+def test_killed_after_the_first_signal_the_next_look_finishes_the_kill(sandbox):
+    (sandbox.root / "config.toml").write_text("interrupt_grace = 1\nterminate_grace = 1\n")
+    started = json.loads(sandbox.cli("start", "--json", "IGNORE_SIGNALS STREAM 120").stdout)
+    wait_for(lambda: sandbox.engine.session_file(Job.get_by_id(started["id"])), message="the session file")
+    crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-after-signal")
+    assert crashed.returncode == 137
+    job = Job.get_by_id(started["id"])
+    assert job.status == JobStatus.STOPPING and psutil.pid_exists(job.pid)
+    assert kill_events(job.id) == []  # the killer died before it could write anything
+    killer = job.actor_pid
+    # Two looks at once (a dashboard and a `list`, say): one finishes the kill, the other leaves it.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        looks = list(pool.map(lambda _: sandbox.cli("list", "--json"), range(2)))
+    for look in looks:
+        assert look.returncode == 0, look.stderr
+    assert Job.get_by_id(job.id).status == JobStatus.KILLED
+    assert marked_processes(job.marker) == []
+    events = kill_events(job.id)
+    assert [e["outcome"] for e in events] == ["taken over", "stopped"], events
+    assert events[-1]["taken_over_from"] == killer and events[-1]["checks"]["ok"]
+    assert events[-1]["sent"] == ["SIGINT", "SIGTERM", "SIGKILL"]
+
+
+def test_killer_gone_and_job_gone_the_next_look_settles_and_says_so(sandbox):
+    started = json.loads(sandbox.cli("start", "--json", "STREAM 120").stdout)
+    crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-before-settle")
+    assert crashed.returncode == 137
+    assert listed(sandbox)[started["id"]]["status"] == "killed"
+    events = kill_events(started["id"])
+    assert [e["outcome"] for e in events] == ["stopped", "taken over", "already ended"], events
+    assert events[-1].get("sent", []) == []
+
+
 def test_killed_before_recording_the_end_the_next_look_records_it(sandbox):
     started = json.loads(sandbox.cli("start", "--json", "STREAM 120").stdout)
     crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-before-settle")

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import threading
+
 import psutil
 import pytest
 from textual.widgets import Button, Input, Static, TextArea
+from textual.widgets._toast import Toast
 
-from codexdash.store import Job, JobStatus
+from codexdash.errors import StoreError
+from codexdash.store import Job, JobEvent, JobStatus
 from codexdash.ui.app import CodexdashApp
+from codexdash.ui.help_screen import HelpScreen
 from codexdash.ui.kill_dialog import KillDialog
 from codexdash.ui.start_dialog import StartDialog
+from tests.conftest import wait_for
 from tests.ui_support import add_fixed_jobs, log_text, table_text, until
 
 SIZE = (140, 36)
@@ -70,22 +78,40 @@ async def test_follow_pauses_when_scrolled_up_and_f_toggles(sandbox, app):
         del job
 
 
+def start_error(app) -> str:
+    """The error shown in the open start dialog ("" when none is open or it shows none)."""
+    screen = app.screen
+    if not isinstance(screen, StartDialog) or not screen.is_mounted:
+        return ""
+    return str(screen.query_one("#start-error", Static).render())
+
+
 async def test_start_dialog_validates_and_records_nothing_on_error(sandbox, app):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
         dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the dialog")
         assert app.focused is dialog.query_one("#prompt", TextArea)
         await pilot.press("ctrl+s")
-        assert "prompt is empty" in str(dialog.query_one("#start-error", Static).render())
+        await until(pilot, lambda: "prompt is empty" in start_error(app), message="the dialog back with the error")
+        dialog = app.screen
+        assert app.focused is dialog.query_one("#prompt", TextArea)
         await pilot.press(*"ECHO from the dialog")
         dialog.query_one("#cwd", Input).value = "/no/such/dir"
+        dialog.query_one("#extra", Input).value = "--color 'never mind'"
         await pilot.press("ctrl+s")
-        assert "does not exist" in str(dialog.query_one("#start-error", Static).render())
+        await until(pilot, lambda: "does not exist" in start_error(app), message="the dialog back with the error")
+        dialog = app.screen  # filled in as typed
+        assert dialog.query_one("#prompt", TextArea).text == "ECHO from the dialog"
+        assert dialog.query_one("#extra", Input).value == "--color 'never mind'"
         assert Job.select().count() == 0
         dialog.query_one("#cwd", Input).value = str(sandbox.root)
+        dialog.query_one("#extra", Input).value = "'unclosed"
+        await pilot.press("ctrl+s")
+        assert "extra arguments" in start_error(app) and app.screen is dialog  # told at once, in the dialog
+        dialog.query_one("#extra", Input).value = ""
         await pilot.press("ctrl+s")
         await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
-        (job,) = Job.select()
+        (job,) = await until(pilot, lambda: list(Job.select()), message="the job recorded")
         assert job.prompt == "ECHO from the dialog" and job.cwd == str(sandbox.root)
         await until(pilot, lambda: job.id in table_text(app), message="the new job in the table")
 
@@ -102,9 +128,33 @@ async def test_start_dialog_escape_cancels(sandbox, app):
         assert Job.select().count() == 0
 
 
+def kill_outcomes(job_id: str) -> list[str]:
+    """The job's kill attempts in the audit trail, as the CLI's kill writes them."""
+    events = JobEvent.select().where((JobEvent.job == job_id) & (JobEvent.kind == "kill")).order_by(JobEvent.id)
+    return [e.detail_data.get("outcome") for e in events]
+
+
+def kills_under_way(app) -> bool:
+    return any(w.group == "kill" and not w.is_finished for w in app.workers)
+
+
+def record_toasts(app) -> list[str]:
+    """Every notification the app raises from now on (they expire from the screen)."""
+    told: list[str] = []
+    notify = app.notify
+
+    def recording(message, **kwargs):
+        told.append(message)
+        notify(message, **kwargs)
+
+    app.notify = recording
+    return told
+
+
 async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandbox, app):
     job = sandbox.start("please SLEEP 60")
-    async with app.run_test(size=SIZE) as pilot:
+    told = record_toasts(app)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job selected")
         await pilot.press("k")
         dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
@@ -115,6 +165,8 @@ async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandb
         assert "SIGINT" in str(dialog.query_one("#kill-plan", Static).render())
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, KillDialog), message="the dialog to close")
+        await until(pilot, lambda: kill_outcomes(job.id) and not kills_under_way(app), message="the cancellation recorded")
+        assert kill_outcomes(job.id) == ["cancelled"]  # one event, as `codexdash kill` answered "n" writes
         assert alive(job.pid) and Job.get_by_id(job.id).status == JobStatus.RUNNING
         await pilot.press("k")
         await until(pilot, lambda: isinstance(app.screen, KillDialog), message="the kill dialog again")
@@ -122,6 +174,12 @@ async def test_kill_dialog_shows_checks_cancel_keeps_running_confirm_stops(sandb
         await until(pilot, lambda: Job.get_by_id(job.id).status == JobStatus.KILLED, message="the kill")
         await until(pilot, lambda: "✝ killed" in table_text(app), message="the killed state in the table")
         assert not alive(job.pid)
+        await until(pilot, lambda: not kills_under_way(app), message="the kill worker to end")
+        seen = app.refreshes
+        await until(pilot, lambda: app.refreshes >= seen + 2, message="refreshes after the kill")
+        about = [m for m in told if job.id in m]
+        assert len(about) == 1 and "killed after" in about[0], about
+        assert kill_outcomes(job.id) == ["cancelled", "stopped"]
 
 
 async def test_refused_kill_offers_no_kill_and_never_signals(sandbox, app):
@@ -137,6 +195,8 @@ async def test_refused_kill_offers_no_kill_and_never_signals(sandbox, app):
         await pilot.press("y")  # no effect: nothing to confirm
         assert isinstance(app.screen, KillDialog)
         await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, KillDialog) and not kills_under_way(app), message="the dialog to close")
+        assert kill_outcomes(job.id) == ["refused"]  # one event, as `codexdash kill` writes
         assert alive(job.pid)
         assert Job.get_by_id(job.id).status == JobStatus.RUNNING
 
@@ -212,3 +272,163 @@ async def test_changed_cells_are_redrawn_on_screen(sandbox, app):
         await until(pilot, lambda: "✔ completed" in rendered_table(app), message="the completed row drawn")
         assert "● running" not in rendered_table(app)
         del job
+
+
+# ---- every string a user or Codex writes reaches the screen as text ------------------------------
+
+MARKUP = ["[/nope]", "[bold]x", "[@click=app.quit]x[/]"]
+
+
+def toast_texts(app) -> list[str]:
+    """The notifications as drawn on the current screen."""
+    return [str(t.render()) for t in app.screen.query(Toast)]
+
+
+async def test_markup_in_the_pane_search_is_searched_for_as_text(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: "completed: hi from mock" in log_text(app), message="the session in the pane")
+        await pilot.press("tab", "slash")
+        for text in MARKUP:
+            app.pane.search_box.value = ""
+            await pilot.press(*text, "enter")
+            wanted = f"not found in the session: {text}"
+            await until(pilot, lambda: any(wanted in t for t in toast_texts(app)), message=f"the toast for {text}")
+        assert app.is_running
+
+
+async def test_markup_in_the_filter_is_matched_and_shown_as_text(sandbox, app):
+    add_fixed_jobs(sandbox.engine.store)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.table.row_count == 5, message="the fixed jobs")
+        for text in MARKUP:
+            await pilot.press("slash", *text)
+            await until(pilot, lambda: f"filter:{text}" in str(app.status_line.render()), message=f"the filter {text}")
+            await pilot.press("enter")
+            await until(pilot, lambda: app.focused is app.table, message="the table focused again")
+        await pilot.press("slash", *"[bold]not markup[/]", "enter")
+        await until(pilot, lambda: app.table.row_count == 1, message="the job whose prompt has brackets")
+        assert app.is_running
+
+
+async def test_markup_in_the_start_dialog_and_its_errors_is_text(sandbox, app):
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the dialog")
+        await pilot.press(*"ECHO [@click=app.quit]x[/] SLEEP 1")
+        dialog.query_one("#cwd", Input).value = "[/nope]"
+        dialog.query_one("#extra", Input).value = "-c '[bold]x'"
+        await pilot.press("ctrl+s")
+        error = await until(pilot, lambda: start_error(app), message="the dialog back with the error")
+        assert "working directory [/nope] does not exist" in error
+        assert Job.select().count() == 0
+        dialog = app.screen
+        assert dialog.query_one("#extra", Input).value == "-c '[bold]x'"
+        dialog.query_one("#extra", Input).value = ""
+        dialog.query_one("#cwd", Input).value = str(sandbox.root)
+        dialog.query_one("#model", Input).value = "[bold]x"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
+        job = await until(pilot, lambda: Job.get_or_none(), message="the job recorded")
+        assert job.prompt == "ECHO [@click=app.quit]x[/] SLEEP 1" and job.model == "[bold]x"
+        await until(pilot, lambda: "[@click=app.quit]x[/]" in table_text(app), message="the prompt in the table")
+        await until(pilot, lambda: any(f"job {job.id}" in t and "[@click=app.quit]x[/]" in t for t in toast_texts(app)),
+                    message="the end announced with the prompt as text")
+        assert app.is_running
+
+
+# ---- the screen never waits on the store ------------------------------------------------------------
+
+
+class WriteLock:
+    """Another writer holding the database (BEGIN IMMEDIATE) until released, or until a deadline
+    (where the dashboard waited on it, the test fails instead of hanging)."""
+
+    def __init__(self, path, deadline: float = 10.0) -> None:
+        self.db = sqlite3.connect(path, timeout=0, check_same_thread=False, isolation_level=None)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.released = threading.Event()
+        self._timer = threading.Timer(deadline, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        if not self.released.is_set():
+            self.released.set()
+            self.db.execute("ROLLBACK")
+            self._timer.cancel()
+
+
+async def test_a_start_waiting_on_a_locked_database_leaves_the_screen_answering(sandbox, app):
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.refreshes >= 1, message="the first refresh")
+        lock = WriteLock(sandbox.db_path)
+        try:
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, StartDialog), message="the dialog")
+            await pilot.press(*"ECHO while locked", "ctrl+s")
+            await until(pilot, lambda: not isinstance(app.screen, StartDialog), message="the dialog to close")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), message="the help, while the store is locked")
+            assert not lock.released.is_set(), "the screen waited for the lock"
+            assert Job.select().count() == 0
+        finally:
+            lock.release()
+        await pilot.press("escape")
+        job = await until(pilot, lambda: Job.get_or_none(), message="the job recorded once the lock is gone")
+        await until(pilot, lambda: job.id in table_text(app), message="the job in the table")
+
+
+async def test_a_kill_waiting_on_a_locked_database_leaves_the_screen_answering(sandbox, app):
+    job = sandbox.start("please SLEEP 60")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job selected")
+        lock = WriteLock(sandbox.db_path)
+        try:
+            await pilot.press("k")
+            await until(pilot, lambda: isinstance(app.screen, KillDialog), message="the kill dialog")
+            await pilot.press("y")
+            await until(pilot, lambda: not isinstance(app.screen, KillDialog), message="the dialog to close")
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen), message="the help, while the store is locked")
+            assert not lock.released.is_set(), "the screen waited for the lock"
+            assert alive(job.pid)
+        finally:
+            lock.release()
+        await pilot.press("escape")
+        await until(pilot, lambda: "✝ killed" in table_text(app), message="the kill once the lock is gone")
+        assert kill_outcomes(job.id) == ["stopped"]
+
+
+async def test_markup_in_engine_errors_is_shown_as_text(sandbox, app, monkeypatch):
+    def failing(*_args, **_kwargs):
+        raise StoreError("cannot write the job database /srv/[/nope]/jobs.db: [@click=app.quit]x[/]")
+
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.refreshes >= 1, message="the first refresh")
+        monkeypatch.setattr(sandbox.engine, "start", failing)
+        await pilot.press("n", *"ECHO [bold]x", "ctrl+s")
+        await until(pilot, lambda: any("job not started: cannot write the job database /srv/[/nope]/jobs.db: "
+                                       "[@click=app.quit]x[/]" in t for t in toast_texts(app)), message="the start's error")
+        monkeypatch.setattr(sandbox.engine, "refresh", failing)
+        await until(pilot, lambda: any(t.startswith("cannot write the job database /srv/[/nope]") for t in toast_texts(app)),
+                    message="the refresh's error")
+        assert app.is_running
+
+
+async def test_the_dashboard_finishes_a_kill_whose_codexdash_died_and_keeps_answering(sandbox, app):
+    started = json.loads(sandbox.cli("start", "--json", "IGNORE_SIGNALS STREAM 120").stdout)
+    wait_for(lambda: sandbox.engine.session_file(Job.get_by_id(started["id"])), message="the session file")
+    crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-after-signal")
+    assert crashed.returncode == 137
+    job = Job.get_by_id(started["id"])
+    app.engine.settings = app.engine.settings.with_overrides(interrupt_grace=5.0)  # a kill that takes a while
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        # The refresh takes the kill over and escalates for seconds: the screen answers meanwhile.
+        await until(pilot, lambda: "taken over" in kill_outcomes(job.id), message="the kill taken over")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), message="the help, during the kill")
+        assert Job.get_by_id(job.id).status == JobStatus.STOPPING
+        await pilot.press("escape")
+        await until(pilot, lambda: "✝ killed" in table_text(app), message="the kill finished")
+        assert kill_outcomes(job.id) == ["taken over", "stopped"]
+        assert not alive(job.pid)

@@ -13,6 +13,9 @@ async def until(pilot, condition, timeout: float = 15.0, message: str = "conditi
     """Lets the app run until `condition()` holds; fails at the deadline."""
     deadline = Deadline(timeout, message)
     while not (value := condition()):
+        died = getattr(pilot.app, "_exception", None)
+        if died is not None:
+            raise AssertionError(f"the dashboard died waiting for {message}: {died!r}")
         deadline.check()
         await pilot.pause(0.05)
     return value

@@ -1,7 +1,9 @@
 """The dashboard: wires the jobs table, the session pane and the dialogs to the job engine.
 
-Blocking work (polling processes, the store, killing) runs in worker threads; results come
-back as messages, so the screen never waits on I/O.
+Every engine call (polling processes, the store, starting, verifying, killing) runs in a worker
+thread; results come back as messages, so the screen never waits on I/O or on a locked store.
+Dialogs only ask: the app acts on their answers. Every text shown comes from `tell` or a
+`Text`: never read as markup, control characters made visible.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-from pathlib import Path
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 
 import peewee
 from rich.text import Text
@@ -18,24 +21,26 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Input, Static
 
 from codexdash import format as fmt
-from codexdash.errors import CodexdashError, Refused
-from codexdash.identity import verify
-from codexdash.jobs import JobEngine, JobView
-from codexdash.kill import kill_job, kill_plan
+from codexdash.errors import BadInput, CodexdashError
+from codexdash.jobs import JobEngine, JobView, StartRequest
+from codexdash.kill import KillFlow
 from codexdash.render import sanitize
 from codexdash.store import JobStatus
 from codexdash.ui.help_screen import HelpScreen
 from codexdash.ui.jobs_table import SORTS, JobsTable
 from codexdash.ui.kill_dialog import KillDialog
-from codexdash.ui.messages import JobsRefreshed
+from codexdash.ui.messages import JobsRefreshed, KillDone, KillVerified, StartDone
 from codexdash.ui.session_pane import SessionLog, SessionPane
 from codexdash.ui.start_dialog import StartDialog
 from codexdash.ui.styles import STATUS_STYLES
 
 NARROW_WIDTH = 110  # below this the session pane goes under the table
+# What a worker may meet in the core; shown to the user, never a crash.
+ENGINE_ERRORS = (CodexdashError, peewee.PeeweeException, sqlite3.Error, OSError)
 
 
 class CodexdashApp(App):
@@ -72,6 +77,8 @@ class CodexdashApp(App):
         self._refresh_again = False  # asked for while one was: it runs once more
         self.refreshes = 0  # refresh cycles shown so far
         self._status_text: Text | None = None
+        self._starting = 0  # starts under way in workers
+        self._killing: set[str] = set()  # jobs this dashboard is killing: their end is told once, by the kill
 
     def compose(self) -> ComposeResult:
         # Held, not queried: while a dialog is open, queries look at the dialog's screen.
@@ -116,7 +123,7 @@ class CodexdashApp(App):
                 try:
                     views = self.engine.refresh(all_history=self.all_history)
                     self.post_message(JobsRefreshed(views))
-                except (CodexdashError, peewee.PeeweeException, sqlite3.Error) as exc:
+                except ENGINE_ERRORS as exc:
                     # Shown, and tried again at the next refresh: the dashboard stays up.
                     self.post_message(JobsRefreshed(self.views, error=str(exc)))
                 if not self._refresh_again:
@@ -126,11 +133,11 @@ class CodexdashApp(App):
 
     def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
         if message.error:
-            self.notify(message.error, severity="error", markup=False)
+            self.tell(message.error, severity="error")
         self.views = message.views
         for v in message.views:
             before = self._known_status.get(v.job.id)
-            if before in JobStatus.LIVE and v.job.status in JobStatus.FINISHED:
+            if before in JobStatus.LIVE and v.job.status in JobStatus.FINISHED and v.job.id not in self._killing:
                 self._announce_end(v)
             self._known_status[v.job.id] = v.job.status
         self._show_table()
@@ -139,7 +146,11 @@ class CodexdashApp(App):
     def _announce_end(self, v: JobView) -> None:
         j = v.job
         severity = "information" if j.status in (JobStatus.COMPLETED, JobStatus.KILLED) else "error"
-        self.notify(f"job {j.id} {j.status.replace('_', ' ')}: {sanitize(fmt.one_line(j.prompt, 40))}", severity=severity, markup=False)
+        self.tell(f"job {j.id} {j.status.replace('_', ' ')}: {fmt.one_line(j.prompt, 40)}", severity=severity)
+
+    def tell(self, message: str, severity: SeverityLevel = "information") -> None:
+        """A toast showing `message` as written: never markup, control characters made visible."""
+        self.notify(sanitize(message), severity=severity, markup=False)
 
     def _show_table(self) -> None:
         self.table.show(self.views, query=self.query_text, sort=self.sort)
@@ -156,6 +167,8 @@ class CodexdashApp(App):
         for status in [*JobStatus.LIVE, *JobStatus.FINISHED]:
             if counts.get(status):
                 text.append(f" {fmt.status_label(status)} {counts[status]} ", style=STATUS_STYLES.get(status, ""))
+        if self._starting:
+            text.append(f" starting {self._starting} job(s)… ", style="yellow")
         text.append(f" sort:{self.sort}", style="dim")
         text.append("  all history" if self.all_history else "  recent", style="dim")
         if self.query_text:
@@ -198,7 +211,7 @@ class CodexdashApp(App):
 
     def action_toggle_history(self) -> None:
         self.all_history = not self.all_history
-        self.notify("showing every job ever recorded" if self.all_history else "showing running and recent jobs")
+        self.tell("showing every job ever recorded" if self.all_history else "showing running and recent jobs")
         self.refresh_jobs()
 
     def action_cycle_sort(self) -> None:
@@ -244,45 +257,108 @@ class CodexdashApp(App):
             self.table.focus()
             event.stop()
 
-    def action_start_job(self) -> None:
-        def started(job) -> None:
-            if job is not None:
-                self.notify(f"started job {job.id} (PID {job.pid})", markup=False)
-                self.refresh_jobs()
+    # ---- starting a job: the dialog asks, a worker starts -----------------------------------------
 
-        self.push_screen(StartDialog(self.engine, self.start_cwd), started)
+    def action_start_job(self) -> None:
+        self._ask_start()
+
+    def _ask_start(self, request: StartRequest | None = None, error: str = "") -> None:
+        self.push_screen(StartDialog(self.start_cwd, request, error), self._start_answered)
+
+    def _start_answered(self, request: StartRequest | None) -> None:
+        if request is None:
+            return
+        self._starting += 1
+        self._update_status()
+        self._start(request)
+
+    @work(thread=True, group="start")
+    def _start(self, request: StartRequest) -> None:
+        asked = replace(request, extra_args=list(request.extra_args))  # as typed: the engine may normalise its copy
+        try:
+            job = self.engine.start(request)
+        except BadInput as exc:
+            self.post_message(StartDone(asked, error=str(exc), bad_input=True))
+        except ENGINE_ERRORS as exc:
+            self.post_message(StartDone(asked, error=str(exc)))
+        else:
+            self.post_message(StartDone(asked, job=job))
+
+    def on_start_done(self, message: StartDone) -> None:
+        self._starting -= 1
+        self._update_status()
+        if message.job is not None:
+            self.tell(f"started job {message.job.id} (PID {message.job.pid})")
+            self.refresh_jobs()
+        elif message.bad_input and self.screen is self.screen_stack[0]:
+            self._ask_start(message.request, message.error or "")  # back to the dialog, as typed
+        else:
+            self.tell(f"job not started: {message.error}", severity="error")
+            self.refresh_jobs()  # a failed start may have left a record (failed to start)
+
+    # ---- killing a job: verified in a worker, confirmed in the dialog, carried out in a worker ---
 
     def action_kill_job(self) -> None:
         v = self._selected_view()
         if v is None:
-            self.notify("no job selected", severity="warning")
+            self.tell("no job selected", severity="warning")
             return
-        job = v.job
-        if not job.is_live:
-            self.notify(f"job {job.id} is not running ({job.status})", severity="warning", markup=False)
-            return
-        report = verify(job)
-        report.close()  # the kill verifies again, holding its own pidfd
-
-        def answered(confirmed: bool | None) -> None:
-            if confirmed:
-                self._kill(job.id)
-            elif not report.ok:
-                self.notify(f"kill of job {job.id} refused: {sanitize(report.reason())}", severity="error", markup=False)
-
-        self.push_screen(KillDialog(job, report, kill_plan(self.engine, force=False)), answered)
+        self._verify_kill(v.job.id)
 
     @work(thread=True, group="kill")
-    def _kill(self, job_id: str) -> None:
+    def _verify_kill(self, job_id: str) -> None:
         try:
             job = self.engine.find(job_id)
-            result = kill_job(self.engine, job)
-            self.notify(f"job {job_id} {job.status} after {result.seconds:.1f} s ({', '.join(result.sent)})", markup=False)
-        except Refused as exc:
-            self.notify(str(exc), severity="error", markup=False)
-        except CodexdashError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-        self.call_from_thread(self.refresh_jobs)
+            flow = KillFlow(self.engine, job)
+            report = flow.verify()
+        except ENGINE_ERRORS as exc:
+            self.post_message(KillDone(job_id, str(exc), severity="error"))
+            return
+        if flow.finished is not None:  # a kill left by a codexdash that died: finished now
+            self.post_message(KillDone(job_id, flow.finished.summary(job.status), status=job.status))
+        elif not report.ok and not job.is_live:
+            flow.close()
+            self.post_message(KillDone(job_id, str(flow.refusal()), severity="warning", status=job.status))
+        else:
+            self.post_message(KillVerified(flow))
+
+    def on_kill_verified(self, message: KillVerified) -> None:
+        flow = message.flow
+
+        def answered(confirmed: bool | None) -> None:
+            if not flow.report.ok:  # refused, and recorded so, when verified: nothing more to do
+                flow.close()
+                self.tell(f"kill of job {flow.job.id} refused: {flow.report.reason()}", severity="error")
+                return
+            if confirmed:
+                self._killing.add(flow.job.id)
+            self._answer_kill(flow, bool(confirmed))
+
+        self.push_screen(KillDialog(flow.job, flow.report, flow.plan), answered)
+
+    @work(thread=True, group="kill")
+    def _answer_kill(self, flow: KillFlow, confirmed: bool) -> None:
+        job = flow.job
+        try:
+            if not confirmed:
+                flow.cancel()
+                done = KillDone(job.id, status=job.status)
+            else:
+                result = flow.carry_out()
+                done = KillDone(job.id, result.summary(job.status), status=job.status)
+        except ENGINE_ERRORS as exc:
+            done = KillDone(job.id, str(exc), severity="error")
+        finally:
+            flow.close()
+        self.post_message(done)
+
+    def on_kill_done(self, message: KillDone) -> None:
+        if message.status is not None:
+            self._known_status[message.job_id] = message.status  # its end is told here, once
+        self._killing.discard(message.job_id)
+        if message.text:
+            self.tell(message.text, severity=message.severity)
+        self.refresh_jobs()
 
     # ---- command palette: every action ---------------------------------------------------------
 

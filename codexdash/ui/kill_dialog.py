@@ -1,6 +1,7 @@
 """The kill dialog: the identity checks with their results, and what will be sent.
 
 Focus starts on Cancel. When a check fails the dialog says which and why, and offers no kill.
+It only asks: the answer goes back to the app, which records it and acts in a worker.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class KillDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         r = self.report
         with Vertical(id="kill-dialog", classes="dialog"):
-            yield Static(f"Kill job {self.job.id}?" if r.ok else f"Job {self.job.id} cannot be killed", classes="dialog-title")
+            title = f"Kill job {self.job.id}?" if r.ok else f"Job {self.job.id} cannot be killed"
+            yield Static(Text(sanitize(title)), classes="dialog-title")
             yield Static(Text(f"PID {self.job.pid}   {sanitize(' '.join(r.cmdline))[:400] or '(no command line)'}"), id="kill-command")
             checks = Text()
             for c in r.checks:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from textual.message import Message
 
 from codexdash.events import Event
-from codexdash.jobs import JobView
+from codexdash.jobs import JobView, StartRequest
+from codexdash.kill import KillFlow
+from codexdash.store import Job
 
 
 @dataclass
@@ -28,3 +30,31 @@ class SessionUpdate(Message):
     reset: bool = False
     truncated: bool = False
     problem: str | None = None
+
+
+@dataclass
+class StartDone(Message):
+    """A start the app ran in a worker: the job, or why not (`bad_input`: nothing was done,
+    the request goes back to the dialog)."""
+
+    request: StartRequest
+    job: Job | None = None
+    error: str | None = None
+    bad_input: bool = False
+
+
+@dataclass
+class KillVerified(Message):
+    """A kill whose identity checks ran in a worker: to be shown and answered."""
+
+    flow: KillFlow
+
+
+@dataclass
+class KillDone(Message):
+    """A kill attempt is over (carried out, refused, cancelled or failed); `text` is what to tell."""
+
+    job_id: str
+    text: str | None = None
+    severity: str = "information"
+    status: str | None = None  # the job's status after it, when known

@@ -19,7 +19,7 @@ from textual.widgets import Input, RichLog, Static
 from textual.worker import get_current_worker
 
 from codexdash.events import Event, Kind
-from codexdash.render import Line, render_event, render_raw
+from codexdash.render import Line, render_event, render_raw, sanitize
 from codexdash.tail import open_session, watch_files
 from codexdash.ui.messages import SessionUpdate
 from codexdash.ui.styles import LINE_STYLES
@@ -208,7 +208,7 @@ class SessionPane(Vertical):
         q = query.lower()
         hits = [i for i, strip in enumerate(log.lines) if q in strip.text.lower()]
         if not hits:
-            self.notify(f"not found in the session: {query}", severity="warning")
+            self.notify(sanitize(f"not found in the session: {query}"), severity="warning", markup=False)
             return None
         current = int(log.scroll_y)
         after = [i for i in hits if i > current]
