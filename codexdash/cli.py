@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("job")
     s.add_argument("--json", action="store_true", help="print the new job as JSON")
 
+    s = sub.add_parser("forget", help="remove finished jobs' records (Codex's session files stay)")
+    s.add_argument("jobs", nargs="+", metavar="JOB")
+
     s = sub.add_parser("list", help="running and recent jobs")
     s.add_argument("--all", action="store_true", help="every job ever recorded")
     s.add_argument("--no-external", action="store_true", help="leave out Codex sessions codexdash did not start")
@@ -234,6 +237,15 @@ def cmd_resume(args, ctx: Context) -> int:
     parent = engine.find(args.job)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox), args.json)
+
+
+def cmd_forget(args, ctx: Context) -> int:
+    engine = ctx.engine
+    jobs = [engine.find(ref) for ref in args.jobs]  # every reference checked before any removal
+    for job in jobs:
+        engine.forget(job)
+        print(f"forgot {job.id}")
+    return 0
 
 
 def cmd_retry(args, ctx: Context) -> int:
@@ -548,6 +560,7 @@ COMMANDS = {
     "start": cmd_start,
     "resume": cmd_resume,
     "retry": cmd_retry,
+    "forget": cmd_forget,
     "list": cmd_list,
     "show": cmd_show,
     "logs": cmd_logs,

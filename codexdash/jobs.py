@@ -369,6 +369,17 @@ class JobEngine:
         rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
         return rows
 
+    def forget(self, job: Job) -> None:
+        """Removes a finished job's record, its history and its copy of Codex's stderr. Codex's
+        own session file is Codex's: it stays."""
+        self.reconcile(job)
+        if job.is_live:
+            raise Refused(f"job {job.id} is {job.status}: kill it or let it end before forgetting it")
+        with self.store.write():
+            JobEvent.delete().where(JobEvent.job == job.id).execute()
+            Job.delete().where((Job.id == job.id) & (Job.status.in_(JobStatus.FINISHED))).execute()
+        codex_stderr.remove(self.settings.db_path, job.id)
+
     # ---- sessions codexdash did not start -----------------------------------------------------
 
     def claimed_sessions(self) -> set[str]:

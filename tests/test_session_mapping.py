@@ -164,3 +164,21 @@ def test_the_stderr_copy_is_bounded(sandbox):
     assert os.path.getsize(path) <= codex_stderr.KEEP_BYTES
     assert codex_stderr.last_error(path) == "error: the last word"
     assert open(path, "rb").read().startswith(b"noise line\n")  # cut at a line start
+
+
+def test_forgetting_a_job_removes_its_record_history_and_stderr_copy_never_its_session(sandbox):
+    from codexdash import codex_stderr
+    from codexdash.store import JobEvent
+
+    job_id = _cli_job(sandbox, "ECHO forget me")
+    running = _cli_job(sandbox, "please SLEEP 30")
+    _wait_gone(job_id)
+    session = _listed(sandbox)[job_id]["session_file"]
+    stderr = codex_stderr.stderr_path(sandbox.db_path, job_id)
+    assert stderr.exists()
+    one_line_error(sandbox.cli("forget", running), 1, "kill it or let it end")
+    result = sandbox.cli("forget", job_id)
+    assert result.returncode == 0, result.stderr
+    assert Job.get_or_none(Job.id == job_id) is None and JobEvent.select().where(JobEvent.job == job_id).count() == 0
+    assert not stderr.exists() and os.path.exists(session)
+    assert Job.get_or_none(Job.id == running) is not None
