@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -212,6 +213,20 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
 
 def _json_or_none(text: str | None):
     return json.loads(text) if text else None
+
+
+def _started_process(pid: int, own_args: int) -> tuple[float | None, str | None]:
+    """The new process's start time, and what it actually runs (a shim or a shebang may have
+    put another program first), kept in the history beside what was asked for. (None, None)
+    when it is gone already: the next look settles it."""
+    try:
+        proc = psutil.Process(pid)
+        start_time = proc.create_time()
+        _wait_for_exec(proc)
+        running = proc.cmdline()
+    except psutil.Error:
+        return None, None
+    return start_time, "runs " + shlex.join(running[: max(len(running) - own_args, 1)])
 
 
 def _wait_for_exec(proc: psutil.Process, timeout: float = 2.0) -> None:
@@ -559,14 +574,10 @@ class JobEngine:
         with self.lock:
             self._children[job.id] = popen
         fault_point("after-spawn")
-        try:
-            proc = psutil.Process(popen.pid)
-            start_time = proc.create_time()
-            _wait_for_exec(proc)
-        except psutil.Error:
-            start_time = None  # exited already and reaped elsewhere: the refresh settles it
+        start_time, runs = _started_process(popen.pid, len(argv) - argv.index("exec"))
         self.transition(
-            job, JobStatus.RUNNING, expect=(JobStatus.STARTING,), pid=popen.pid, pid_start_time=start_time, started_at=now()
+            job, JobStatus.RUNNING, expect=(JobStatus.STARTING,), pid=popen.pid, pid_start_time=start_time,
+            started_at=now(), detail=runs,
         )
         return job
 

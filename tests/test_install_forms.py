@@ -101,3 +101,18 @@ def test_kill_through_a_node_script_wrapper(sandbox, tmp_path):
     wrapper.chmod(0o755)
     report = _kill_through(sandbox, (str(wrapper),))
     assert os.path.basename(report.cmdline[0]) == "node"
+
+
+def test_what_the_process_actually_runs_is_kept_in_its_history(sandbox, tmp_path):
+    from codexdash.store import JobEvent
+
+    shim = tmp_path / "python3"
+    shim.write_text(f'#!/bin/sh\nexec "{os.path.realpath(sys.executable)}" "$@"\n')
+    shim.chmod(0o755)
+    sandbox.engine.settings = dataclasses.replace(sandbox.engine.settings, codex_command=(str(shim), codexdash.fake_codex.__file__))
+    job = sandbox.start("please SLEEP 30")
+    running = JobEvent.get((JobEvent.job == job.id) & (JobEvent.to_status == "running"))
+    # Caught either after the shim re-exec'd the interpreter or, in the instant before, the shim
+    # itself run by its shell: both are what the process ran at the time, never what was asked.
+    assert running.detail_data["detail"] in (f"runs {os.path.realpath(sys.executable)} {codexdash.fake_codex.__file__}",
+                                             f"runs /bin/sh {shim} {codexdash.fake_codex.__file__}")
