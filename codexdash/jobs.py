@@ -31,6 +31,7 @@ from codexdash.procs import (
     open_session_files,
     process_if_same,
     this_process,
+    zombie_exit_code,
 )
 from codexdash.session_files import (
     find_by_id,
@@ -556,6 +557,9 @@ class JobEngine:
         if exit_code is None:
             # Gone (or a zombie) but not reaped yet by the poll above: it is ours, collect it.
             exit_code = self.reap(job, wait=1.0)
+        if exit_code is None:
+            # Another process's child (a dashboard's) not reaped yet: its status is readable.
+            exit_code = zombie_exit_code(job.pid, job.pid_start_time)
         # The recorded process is gone. Node 20's wrapper can die and leave the native Codex
         # running: a process with the marker on its command line is the job's, still alive.
         heir = self._heir(job)
