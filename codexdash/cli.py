@@ -253,7 +253,15 @@ def cmd_show(args, ctx: Context) -> int:
     print("history:")
     for e in events:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
-        what = f"{e.from_status or ''} → {e.to_status}" if e.kind == "state" else f"kill: {e.detail_data.get('outcome')}"
+        if e.kind == "state":
+            what = f"{e.from_status or ''} → {e.to_status}"
+        elif e.kind == "notify":
+            what = f"notify ({e.detail_data.get('event')}): {e.detail_data.get('outcome')}"
+        elif e.kind == "stalled":
+            what = "stalled: its session file has not grown since " + time.strftime(
+                "%H:%M:%S", time.localtime(e.detail_data.get("silent_since") or e.at))
+        else:
+            what = f"{e.kind}: {e.detail_data.get('outcome')}"
         print(f"  {when}  {what}")
     return 0
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from codexdash import codex_stderr
+from codexdash import codex_stderr, notify
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
@@ -242,6 +242,7 @@ class JobEngine:
         # (children, activity, poller, job list) is changed under this lock only.
         self.lock = threading.RLock()
         self._discovery: dict[str, float] = {}  # job id -> when its open files were last searched
+        self.stalls_seen: dict[str, float] = {}  # job id -> start of the silence last claimed or seen
 
     # ---- the store ----------------------------------------------------------------------
 
@@ -272,6 +273,9 @@ class JobEngine:
             setattr(job, k, v)
         if old != to and to in JobStatus.FINISHED:
             self._activity.pop(job.id, None)
+        if to in JobStatus.FINISHED and all(s in JobStatus.LIVE for s in expect):
+            # This compare-and-set ended the job: the one place its `finished` hook runs.
+            notify.launch(self.settings, self.store, job_json(job.__data__), notify.FINISHED)
         return True
 
     def claim_stop(self, job: Job) -> bool:
@@ -524,6 +528,8 @@ class JobEngine:
                 self._find_session_file_live(job, proc, every=DISCOVERY_INTERVAL)
             if job.status in live:
                 self._follow_activity(job, view)
+                if self.settings.notify_command and view.last_activity is not None:
+                    notify.check_stall(self, job, view.last_activity, view.as_json())
         self.poller.prune()
         return views
 
