@@ -491,6 +491,10 @@ class JobEngine:
         self.transition(
             job, JobStatus.RUNNING, expect=(JobStatus.STARTING,), pid=popen.pid, pid_start_time=start_time, started_at=now()
         )
+        if self.settings.watch:
+            from codexdash import watcher
+
+            watcher.ensure_running(self.settings)
         return job
 
     @staticmethod

@@ -83,6 +83,7 @@ def test_killed_after_the_first_signal_the_next_kill_takes_over(sandbox):
 
 
 def test_killed_before_recording_the_end_the_next_look_records_it(sandbox):
+    (sandbox.root / "config.toml").write_text("watch = false\n")  # the next look is the `list` below
     started = json.loads(sandbox.cli("start", "--json", "STREAM 120").stdout)
     crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-before-settle")
     assert crashed.returncode == 137
