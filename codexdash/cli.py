@@ -355,7 +355,15 @@ def cmd_show(args, ctx: Context) -> int:
     print("history:")
     for e in events:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
-        what = f"{e.from_status or ''} → {e.to_status}" if e.kind == "state" else f"kill: {e.detail_data.get('outcome')}"
+        if e.kind == "state":
+            what = f"{e.from_status or ''} → {e.to_status}"
+        elif e.kind == "notify":
+            what = f"notify ({e.detail_data.get('event')}): {e.detail_data.get('outcome')}"
+        elif e.kind == "stalled":
+            what = "stalled: its session file has not grown since " + time.strftime(
+                "%H:%M:%S", time.localtime(e.detail_data.get("silent_since") or e.at))
+        else:
+            what = f"{e.kind}: {e.detail_data.get('outcome')}"
         print(f"  {when}  {what}")
     return 0
 
@@ -546,6 +554,16 @@ def cmd_doctor(args, ctx: Context) -> int:
     except CodexdashError as exc:
         line(False, f"database: {exc}")
     line(hasattr(os, "pidfd_open"), "pidfd: signals reach only verified processes" if hasattr(os, "pidfd_open") else "pidfd: not available; PID reuse is guarded by start time only")
+    if s.notify_command:
+        import shutil
+
+        hook = " ".join(s.notify_command)
+        found = shutil.which(s.notify_command[0]) is not None
+        line(found, f"notify hook: {hook}" if found else f"notify hook: {s.notify_command[0]} not found (set notify_command)")
+    from codexdash.watcher import running_watcher
+
+    pid = running_watcher(s.db_path)
+    line(True, f"watcher: PID {pid}" if pid else "watcher: none running (each start launches one while jobs are live)")
     print("no problems found" if problems == 0 else f"{problems} problem(s) found")
     return 0 if problems == 0 else 1
 

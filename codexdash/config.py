@@ -1,6 +1,7 @@
 """Settings: defaults, then the config file, then the environment, then command-line flags.
 
-The names are fixed (users script against them): CODEX_HOME, CODEXDASH_DB, CODEXDASH_CODEX.
+The names are fixed (users script against them): CODEX_HOME, CODEXDASH_DB, CODEXDASH_CODEX,
+CODEXDASH_NOTIFY_COMMAND.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from codexdash.errors import BadInput
 
 APP_NAME = "codexdash"
 MARKER_ENV = "CODEXDASH_JOB"
+# A live job whose session file has not grown for this long is stalled (the default of
+# `stall_after`: the dashboard's ⚠ and the `stalled` notification use the same threshold).
+STALL_SECONDS = 120.0
 
 
 def default_db_path() -> Path:
@@ -37,18 +41,25 @@ class Settings:
     # SIGKILL after the second.
     interrupt_grace: float = 3.0
     terminate_grace: float = 3.0
+    # The hook run once when a job finishes or stalls (None: none), and how long it may run
+    # before it is killed.
+    notify_command: tuple[str, ...] | None = None
+    notify_timeout: float = 10.0
+    stall_after: float = STALL_SECONDS
+    # Each start makes sure a watcher follows the live jobs until they end (watcher.py).
+    watch: bool = True
 
     def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def split_command(value: str, source: str) -> tuple[str, ...]:
+def split_command(value: str, source: str, what: str = "the Codex command") -> tuple[str, ...]:
     try:
         parts = tuple(shlex.split(value))
     except ValueError as exc:
-        raise BadInput(f"{source}: cannot split the Codex command {value!r}: {exc}") from None
+        raise BadInput(f"{source}: cannot split {what} {value!r}: {exc}") from None
     if not parts:
-        raise BadInput(f"{source}: the Codex command is empty")
+        raise BadInput(f"{source}: {what} is empty")
     return parts
 
 
@@ -81,9 +92,19 @@ def _from_file(path: Path) -> dict[str, object]:
         values["codex_command"] = (
             tuple(str(p) for p in codex) if isinstance(codex, list) else split_command(str(codex), src)
         )
-    for key in ("refresh_interval", "interrupt_grace", "terminate_grace"):
+    if "notify_command" in data:
+        hook = data["notify_command"]
+        values["notify_command"] = (
+            tuple(str(p) for p in hook) if isinstance(hook, list)
+            else split_command(str(hook), f"{src}: notify_command", "the notify command")
+        )
+    for key in ("refresh_interval", "interrupt_grace", "terminate_grace", "notify_timeout", "stall_after"):
         if key in data:
             values[key] = _positive_float(data[key], f"{src}: {key}")
+    if "watch" in data:
+        if not isinstance(data["watch"], bool):
+            raise BadInput(f"{src}: watch: expected true or false, got {data['watch']!r}")
+        values["watch"] = data["watch"]
     return values
 
 
@@ -99,4 +120,7 @@ def load_settings(env: dict[str, str] | None = None, config_path: Path | None = 
         values["db_path"] = Path(env["CODEXDASH_DB"]).expanduser()
     if env.get("CODEXDASH_CODEX"):
         values["codex_command"] = split_command(env["CODEXDASH_CODEX"], "CODEXDASH_CODEX")
+    if env.get("CODEXDASH_NOTIFY_COMMAND"):
+        values["notify_command"] = split_command(
+            env["CODEXDASH_NOTIFY_COMMAND"], "CODEXDASH_NOTIFY_COMMAND", "the notify command")
     return Settings().with_overrides(**values)

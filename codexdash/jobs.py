@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from codexdash import codex_stderr
+from codexdash import codex_stderr, notify
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
@@ -34,6 +34,7 @@ from codexdash.procs import (
     open_session_files,
     process_if_same,
     this_process,
+    zombie_exit_code,
 )
 from codexdash.session_files import (
     find_by_id,
@@ -277,6 +278,7 @@ class JobEngine:
         # (children, activity, poller, job list) is changed under this lock only.
         self.lock = threading.RLock()
         self._discovery: dict[str, float] = {}  # job id -> when its open files were last searched
+        self.stalls_seen: dict[str, float] = {}  # job id -> start of the silence last claimed or seen
 
     # ---- the store ----------------------------------------------------------------------
 
@@ -307,6 +309,9 @@ class JobEngine:
             setattr(job, k, v)
         if old != to and to in JobStatus.FINISHED:
             self._activity.pop(job.id, None)
+        if to in JobStatus.FINISHED and all(s in JobStatus.LIVE for s in expect):
+            # This compare-and-set ended the job: the one place its `finished` hook runs.
+            notify.launch(self.settings, self.store, job_json(job.__data__), notify.FINISHED)
         return True
 
     def claim_stop(self, job: Job) -> bool:
@@ -579,6 +584,10 @@ class JobEngine:
             job, JobStatus.RUNNING, expect=(JobStatus.STARTING,), pid=popen.pid, pid_start_time=start_time,
             started_at=now(), detail=runs,
         )
+        if self.settings.watch:
+            from codexdash import watcher
+
+            watcher.ensure_running(self.settings)
         return job
 
     @staticmethod
@@ -616,6 +625,8 @@ class JobEngine:
                 self._find_session_file_live(job, proc, every=DISCOVERY_INTERVAL)
             if job.status in live:
                 self._follow_activity(job, view)
+                if self.settings.notify_command and view.last_activity is not None:
+                    notify.check_stall(self, job, view.last_activity, view.as_json())
         self.poller.prune()
         return views
 
@@ -657,6 +668,9 @@ class JobEngine:
         if exit_code is None:
             # Gone (or a zombie) but not reaped yet by the poll above: it is ours, collect it.
             exit_code = self.reap(job, wait=1.0)
+        if exit_code is None:
+            # Another process's child (a dashboard's) not reaped yet: its status is readable.
+            exit_code = zombie_exit_code(job.pid, job.pid_start_time)
         # The recorded process is gone. Node 20's wrapper can die and leave the native Codex
         # running: a process with the marker on its command line is the job's, still alive.
         heir = self._heir(job)

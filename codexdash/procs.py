@@ -231,3 +231,24 @@ class ProcessPoller:
         """Forgets processes not sampled since the last prune, so days of jobs do not pile up."""
         self._last = {k: v for k, v in self._last.items() if k in self._touched}
         self._touched = set()
+
+
+def zombie_exit_code(pid: int | None, start_time: float | None) -> int | None:
+    """The exit status of a process that has exited but is not reaped yet (a zombie, whose
+    parent is another process), as Popen.returncode gives it; None when it is not one."""
+    if pid is None or start_time is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+        boot = psutil.boot_time()
+    except (OSError, psutil.Error):
+        return None
+    # After "pid (comm) ": the state is field 3 of proc(5), the start time 22, the exit code 52,
+    # all from this one read, so they are of one process.
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    if len(fields) < 50 or fields[0] != b"Z":
+        return None
+    if not same_start_time(boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), start_time):
+        return None
+    return os.waitstatus_to_exitcode(int(fields[49]))

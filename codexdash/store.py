@@ -111,7 +111,7 @@ class JobEvent(_Model):
 
     job = pw.ForeignKeyField(Job, backref="events", on_delete="CASCADE")
     at = pw.FloatField()
-    kind = pw.CharField()  # "state" or "kill"
+    kind = pw.CharField()  # "state", "kill", "notify" (a run of the hook) or "stalled" (a claimed silence)
     from_status = pw.CharField(null=True)
     to_status = pw.CharField(null=True)
     detail = pw.TextField(null=True)  # JSON

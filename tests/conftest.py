@@ -91,7 +91,9 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     home.mkdir()
     db = tmp_path / "data" / "jobs.db"
     codex = install(tmp_path / "bin")
-    settings = Settings(codex_home=home, db_path=db, codex_command=(str(codex),), interrupt_grace=2.0, terminate_grace=2.0)
+    # The engine of the tests is looked at by the tests themselves: no watcher beside it.
+    settings = Settings(codex_home=home, db_path=db, codex_command=(str(codex),), interrupt_grace=2.0, terminate_grace=2.0,
+                        watch=False)
     for key, value in (("CODEX_HOME", home), ("CODEXDASH_DB", db), ("CODEXDASH_CODEX", codex),
                        ("CODEXDASH_CONFIG", tmp_path / "config.toml")):
         monkeypatch.setenv(key, str(value))
