@@ -111,6 +111,7 @@ def test_killed_after_the_first_signal_the_next_look_finishes_the_kill(sandbox):
 
 
 def test_killer_gone_and_job_gone_the_next_look_settles_and_says_so(sandbox):
+    (sandbox.root / "config.toml").write_text("watch = false\n")  # the next look is the `list` below
     started = json.loads(sandbox.cli("start", "--json", "STREAM 120").stdout)
     crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-before-settle")
     assert crashed.returncode == 137
