@@ -17,7 +17,7 @@ from pathlib import Path
 import peewee
 
 from codexdash import __version__, format as fmt
-from codexdash.config import Settings, load_settings, split_command
+from codexdash.config import Settings, load_settings
 from codexdash.errors import BadInput, CodexdashError, Refused
 
 STYLE_ANSI = {
@@ -121,13 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.extra = extra
-        settings = load_settings().with_overrides(
-            db_path=Path(args.db).expanduser() if args.db else None,
-            codex_home=Path(args.codex_home).expanduser() if args.codex_home else None,
-        )
-        if args.codex:
-            settings = settings.with_overrides(codex_command=split_command(args.codex, "--codex"))
-        ctx = Context(settings)
+        ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex))
         if args.command is None:
             return _dashboard(ctx)
         return COMMANDS[args.command](args, ctx)
