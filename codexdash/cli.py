@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex))
         if args.command is None:
             return _dashboard(ctx)
+        if args.command in LOOKS:
+            from codexdash.store import looking
+
+            with looking():  # a read-only database is still listed, shown and followed
+                return COMMANDS[args.command](args, ctx)
         return COMMANDS[args.command](args, ctx)
     except CodexdashError as exc:
         sys.stderr.write(f"codexdash: {exc}\n")
@@ -154,6 +159,7 @@ def _out(data) -> None:
 def cmd_start(args, ctx: Context) -> int:
     from codexdash.jobs import StartRequest
 
+    ctx.engine.store.require_writable()
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox, extra_args=args.extra)
     return _started(ctx.engine.start(request), args.json)
@@ -364,6 +370,7 @@ def cmd_kill(args, ctx: Context) -> int:
     from codexdash.render import sanitize
 
     engine = ctx.engine
+    engine.store.require_writable()
     job = engine.find(args.job)
 
     def show_checks(report) -> None:
@@ -441,6 +448,9 @@ def cmd_demo(args, ctx: Context) -> int:
 
     return run_demo(keep=args.keep)
 
+
+# Commands that only look: on a read-only database they work on an in-memory copy.
+LOOKS = {"list", "show", "logs", "doctor"}
 
 COMMANDS = {
     "start": cmd_start,
