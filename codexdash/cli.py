@@ -177,6 +177,7 @@ def _started(job, as_json: bool) -> int:
 
 def cmd_resume(args, ctx: Context) -> int:
     engine = ctx.engine
+    engine.store.require_writable()
     parent = engine.find(args.job)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox), args.json)
@@ -184,6 +185,7 @@ def cmd_resume(args, ctx: Context) -> int:
 
 def cmd_retry(args, ctx: Context) -> int:
     engine = ctx.engine
+    engine.store.require_writable()
     return _started(engine.retry(engine.find(args.job)), args.json)
 
 

@@ -184,7 +184,8 @@ def test_read_only_database_in_a_read_only_directory_is_listed_shown_and_never_w
         assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "completed", shown.stderr
         logs = _read_only_cli(prefix, db, home, "logs", "fin111")
         assert logs.returncode == 0 and "✔ completed: hi from mock" in logs.stdout, logs.stderr
-        for args in (("start", "hi"), ("kill", "liv222", "--yes"), ("kill", "fin111", "--yes")):
+        for args in (("start", "hi"), ("kill", "liv222", "--yes"), ("kill", "fin111", "--yes"), ("retry", "fin111"),
+                     ("resume", "fin111", "more")):
             refused = _read_only_cli(prefix, db, home, *args)
             assert refused.returncode == 1, (args, refused.stdout, refused.stderr)
             assert refused.stderr.strip().splitlines() == [f"codexdash: the job database {db} is read-only; nothing was changed"]
@@ -234,3 +235,34 @@ def test_read_only_empty_file_lists_no_jobs(tmp_path):
     finally:
         data.chmod(0o700)
     assert db.read_bytes() == b""
+
+
+def test_read_only_database_of_an_older_schema_is_upgraded_in_memory_only(tmp_path):
+    import sqlite3
+
+    from codexdash.store import MIGRATIONS
+
+    prefix = _as_unprivileged()
+    data = tmp_path / "data"
+    db = data / "jobs.db"
+    open_store(db).close()
+    con = sqlite3.connect(db)  # back to schema 1: the columns later versions added are dropped
+    for (index,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'job_%'").fetchall():
+        con.execute(f"DROP INDEX {index}")
+    for column in sorted({c for m in MIGRATIONS.values() for c in getattr(m, "adds", ())}):
+        con.execute(f"ALTER TABLE job DROP COLUMN {column}")
+    con.execute("UPDATE schemainfo SET value = '1' WHERE key = 'schema_version'")
+    con.execute("INSERT INTO job (id, marker, status, argv, cwd, prompt, created_at, killed_by_us) "
+                "VALUES ('old444', 'm', 'completed', '[]', '/', 'from long ago', 1.0, 0)")
+    con.commit()
+    con.close()
+    db.chmod(0o400)
+    data.chmod(0o500)
+    before = db.read_bytes()
+    try:
+        listed = _read_only_cli(prefix, db, tmp_path, "list", "--all", "--json")
+        assert listed.returncode == 0, listed.stderr
+        assert [r["prompt"] for r in json.loads(listed.stdout)] == ["from long ago"]
+    finally:
+        data.chmod(0o700)
+    assert db.read_bytes() == before
