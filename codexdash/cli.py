@@ -18,7 +18,7 @@ from pathlib import Path
 import peewee
 
 from codexdash import __version__, format as fmt
-from codexdash.config import Settings, load_settings, split_command
+from codexdash.config import Settings, load_settings
 from codexdash.errors import BadInput, CodexdashError, Refused
 
 STYLE_ANSI = {
@@ -144,15 +144,14 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         args.extra = extra
         _check_text_arguments(args)
-        settings = load_settings().with_overrides(
-            db_path=Path(args.db).expanduser() if args.db else None,
-            codex_home=Path(args.codex_home).expanduser() if args.codex_home else None,
-        )
-        if args.codex:
-            settings = settings.with_overrides(codex_command=split_command(args.codex, "--codex"))
-        ctx = Context(settings)
+        ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex))
         if args.command is None:
             return _dashboard(ctx)
+        if args.command in LOOKS:
+            from codexdash.store import looking
+
+            with looking():  # a read-only database is still listed, shown and followed
+                return COMMANDS[args.command](args, ctx)
         return COMMANDS[args.command](args, ctx)
     except CodexdashError as exc:
         sys.stderr.write(f"codexdash: {exc}\n")
@@ -211,6 +210,7 @@ def _out(data) -> None:
 def cmd_start(args, ctx: Context) -> int:
     from codexdash.jobs import StartRequest
 
+    ctx.engine.store.require_writable()
     prompt = args.prompt
     if prompt == "-":
         try:
@@ -234,6 +234,7 @@ def _started(job, as_json: bool) -> int:
 
 def cmd_resume(args, ctx: Context) -> int:
     engine = ctx.engine
+    engine.store.require_writable()
     parent = engine.find(args.job)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox), args.json)
@@ -241,6 +242,7 @@ def cmd_resume(args, ctx: Context) -> int:
 
 def cmd_forget(args, ctx: Context) -> int:
     engine = ctx.engine
+    engine.store.require_writable()
     jobs = [engine.find(ref) for ref in args.jobs]  # every reference checked before any removal
     for job in jobs:
         engine.forget(job)
@@ -250,6 +252,7 @@ def cmd_forget(args, ctx: Context) -> int:
 
 def cmd_retry(args, ctx: Context) -> int:
     engine = ctx.engine
+    engine.store.require_writable()
     return _started(engine.retry(engine.find(args.job)), args.json)
 
 
@@ -487,6 +490,7 @@ def cmd_kill(args, ctx: Context) -> int:
     job, session = _job_or_session(ctx, args.job)
     if session is not None:
         raise Refused(f"session {session.session_id} was not started by codexdash: no marker to verify; nothing was sent")
+    engine.store.require_writable()
 
     def show_checks(report) -> None:
         print(f"job {job.id}  pid {job.pid}")
@@ -573,6 +577,9 @@ def cmd_demo(args, ctx: Context) -> int:
 
     return run_demo(keep=args.keep)
 
+
+# Commands that only look: on a read-only database they work on an in-memory copy.
+LOOKS = {"list", "show", "logs", "doctor"}
 
 COMMANDS = {
     "start": cmd_start,

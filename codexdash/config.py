@@ -2,13 +2,21 @@
 
 The names are fixed (users script against them): CODEX_HOME, CODEXDASH_DB, CODEXDASH_CODEX,
 CODEXDASH_NOTIFY_COMMAND.
+
+Every value is checked here, once, when it is read: its type and its range. A bad one is a
+BadInput (exit 2) naming the setting and where it came from; nothing else in codexdash has to
+wonder whether a grace period can be NaN or a path can hold a NUL.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import shlex
+import sys
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +29,20 @@ MARKER_ENV = "CODEXDASH_JOB"
 # A live job whose session file has not grown for this long is stalled (the default of
 # `stall_after`: the dashboard's ⚠ and the `stalled` notification use the same threshold).
 STALL_SECONDS = 120.0
+
+# Ranges of the numeric settings, in seconds: (lowest, highest, whether the lowest is allowed).
+# A refresh faster than 0.1 s only burns CPU; slower than a minute the table is not live. A
+# grace period must let Codex act on the signal at all, and an hour is already longer than
+# anyone waits for a kill to finish.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "refresh_interval": (0.1, 60.0, True),
+    "interrupt_grace": (0.0, 3600.0, False),
+    "terminate_grace": (0.0, 3600.0, False),
+    # A hook gets at most an hour; a job counts as stalled after a second to a day of silence.
+    "notify_timeout": (0.0, 3600.0, False),
+    "stall_after": (1.0, 86400.0, True),
+}
+FILE_KEYS = ("codex_home", "db", "codex", "notify_command", "watch", *RANGES)
 
 
 def default_db_path() -> Path:
@@ -53,74 +75,164 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def split_command(value: str, source: str, what: str = "the Codex command") -> tuple[str, ...]:
+def _kind(value: object) -> str:
+    """The name a user knows a value by: TOML's words for what the file held."""
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array", dict: "a table"}
+    text = repr(value)
+    return f"{names.get(type(value), type(value).__name__)} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _shown(value: str) -> str:
+    """A value quoted for a message on one line: control characters, bidi overrides and
+    undecodable bytes escaped (repr does all three), long values cut."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _path(value: object, name: str, *, sqlite: bool = False) -> Path:
+    if not isinstance(value, str):
+        raise BadInput(f"{name} must be a path (a string), got {_kind(value)}")
+    if not value:
+        raise BadInput(f"{name} is empty")
+    if "\0" in value:
+        raise BadInput(f"{name} contains a NUL character: {_shown(value)}")
+    if sqlite:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(f"{name} is not valid UTF-8, which SQLite needs in file names: {_shown(value)}") from None
+    path = Path(value).expanduser()
+    if sqlite and path.is_dir():
+        raise BadInput(f"{name} {_shown(str(path))} is a directory, not a database file")
+    return path
+
+
+def split_command(value: str, name: str, what: str = "the Codex command") -> tuple[str, ...]:
+    """A command from one string, split like a shell."""
+    if "\0" in value:
+        raise BadInput(f"{name} contains a NUL character: {_shown(value)}")
     try:
         parts = tuple(shlex.split(value))
     except ValueError as exc:
-        raise BadInput(f"{source}: cannot split {what} {value!r}: {exc}") from None
+        raise BadInput(f"{name}: cannot split {what} {_shown(value)}: {exc}") from None
     if not parts:
-        raise BadInput(f"{source}: {what} is empty")
+        raise BadInput(f"{name}: {what} is empty")
     return parts
 
 
-def _positive_float(value: object, source: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise BadInput(f"{source}: expected a number, got {value!r}") from None
-    if number <= 0:
-        raise BadInput(f"{source}: expected a positive number, got {value!r}")
+def _command(value: object, name: str, what: str = "the Codex command") -> tuple[str, ...]:
+    if isinstance(value, str):
+        return split_command(value, name, what)
+    if not isinstance(value, list):
+        raise BadInput(f"{name} must be a command (a string, or an array of strings), got {_kind(value)}")
+    if not value:
+        raise BadInput(f"{name}: {what} is empty")
+    for part in value:
+        if not isinstance(part, str):
+            raise BadInput(f"{name} must be an array of strings; it holds {_kind(part)}")
+        if "\0" in part:
+            raise BadInput(f"{name} contains a NUL character: {_shown(part)}")
+    if not value[0]:
+        raise BadInput(f"{name}: the program (its first element) is empty")
+    return tuple(value)
+
+
+def seconds(value: object, name: str, key: str) -> float:
+    """A number of seconds within the range of setting `key`: never NaN, never infinite."""
+    low, high, low_ok = RANGES[key]
+    bounds = f"{'' if low_ok else 'more than '}{low:g}{' or more' if low_ok else ''} and at most {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"{name} must be a number of seconds ({bounds}), got {_kind(value)}")
+    number = float(value)
+    if not math.isfinite(number) or number > high or number < low or (number == low and not low_ok):
+        raise BadInput(f"{name} must be a number of seconds, {bounds}; got {value!r}")
     return number
 
 
-def _from_file(path: Path) -> dict[str, object]:
+def _where(path: Path) -> str:
+    text = str(path)
+    return f"config file {text if text.isprintable() else _shown(text)}"
+
+
+def _read_file(path: Path) -> dict[str, object]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"config file {path}: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"{_where(path)}: cannot read it: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{_where(path)}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{_where(path)}: {exc}") from None
+
+
+def _from_file(path: Path, warn: Callable[[str], None]) -> dict[str, object]:
+    data = _read_file(path)
+    src = _where(path)
+    for key in data:
+        if key not in FILE_KEYS:
+            near = difflib.get_close_matches(key, FILE_KEYS, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(FILE_KEYS)}"
+            warn(f"{src}: unknown setting {_shown(key)} ignored ({hint})")
     values: dict[str, object] = {}
-    src = f"config file {path}"
     if "codex_home" in data:
-        values["codex_home"] = Path(str(data["codex_home"])).expanduser()
+        values["codex_home"] = _path(data["codex_home"], f"{src}: codex_home")
     if "db" in data:
-        values["db_path"] = Path(str(data["db"])).expanduser()
+        values["db_path"] = _path(data["db"], f"{src}: db", sqlite=True)
     if "codex" in data:
-        codex = data["codex"]
-        values["codex_command"] = (
-            tuple(str(p) for p in codex) if isinstance(codex, list) else split_command(str(codex), src)
-        )
+        values["codex_command"] = _command(data["codex"], f"{src}: codex")
     if "notify_command" in data:
-        hook = data["notify_command"]
-        values["notify_command"] = (
-            tuple(str(p) for p in hook) if isinstance(hook, list)
-            else split_command(str(hook), f"{src}: notify_command", "the notify command")
-        )
-    for key in ("refresh_interval", "interrupt_grace", "terminate_grace", "notify_timeout", "stall_after"):
+        values["notify_command"] = _command(data["notify_command"], f"{src}: notify_command", "the notify command")
+    for key in RANGES:
         if key in data:
-            values[key] = _positive_float(data[key], f"{src}: {key}")
+            values[key] = seconds(data[key], f"{src}: {key}", key)
     if "watch" in data:
         if not isinstance(data["watch"], bool):
-            raise BadInput(f"{src}: watch: expected true or false, got {data['watch']!r}")
+            raise BadInput(f"{src}: watch must be true or false, got {_kind(data['watch'])}")
         values["watch"] = data["watch"]
     return values
 
 
-def load_settings(env: dict[str, str] | None = None, config_path: Path | None = None) -> Settings:
-    """Settings from the config file and the environment; flags are applied by the caller."""
-    env = dict(os.environ) if env is None else env
+def _warn_on_stderr(message: str) -> None:
+    sys.stderr.write(f"codexdash: warning: {message}\n")
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+    *,
+    db: str | None = None,
+    codex_home: str | None = None,
+    codex: str | None = None,
+    warn: Callable[[str], None] = _warn_on_stderr,
+) -> Settings:
+    """Settings from the config file, the environment, then the flags given (None: not given).
+
+    Raises BadInput naming the first bad setting; an unknown key in the file is a warning."""
+    env = os.environ if env is None else env
     if config_path is None:
-        config_path = Path(env["CODEXDASH_CONFIG"]) if env.get("CODEXDASH_CONFIG") else default_config_path()
-    values = _from_file(config_path)
+        given = env.get("CODEXDASH_CONFIG")
+        config_path = _path(given, "CODEXDASH_CONFIG") if given else default_config_path()
+    values = _from_file(Path(config_path), warn)
+    # An empty variable counts as unset, as shells and most tools treat it.
     if env.get("CODEX_HOME"):
-        values["codex_home"] = Path(env["CODEX_HOME"]).expanduser()
+        values["codex_home"] = _path(env["CODEX_HOME"], "CODEX_HOME")
     if env.get("CODEXDASH_DB"):
-        values["db_path"] = Path(env["CODEXDASH_DB"]).expanduser()
+        values["db_path"] = _path(env["CODEXDASH_DB"], "CODEXDASH_DB", sqlite=True)
     if env.get("CODEXDASH_CODEX"):
         values["codex_command"] = split_command(env["CODEXDASH_CODEX"], "CODEXDASH_CODEX")
     if env.get("CODEXDASH_NOTIFY_COMMAND"):
         values["notify_command"] = split_command(
             env["CODEXDASH_NOTIFY_COMMAND"], "CODEXDASH_NOTIFY_COMMAND", "the notify command")
+    if codex_home is not None:
+        values["codex_home"] = _path(codex_home, "--codex-home")
+    if db is not None:
+        values["db_path"] = _path(db, "--db", sqlite=True)
+    if codex is not None:
+        values["codex_command"] = split_command(codex, "--codex")
     return Settings().with_overrides(**values)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -150,13 +152,103 @@ def _check_header(path: Path) -> None:
         raise StoreError(f"{path} is not an SQLite database; it was left untouched (move it away to start afresh)")
 
 
+def _make_private_dirs(directory: Path) -> None:
+    """Creates the missing directories down to `directory`, each owner-only (0700) whatever the
+    umask, as the XDG base directory spec asks; directories that exist are left as they are."""
+    missing = []
+    while not directory.exists() and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is narrowed by the umask
+
+
 def _create_owner_only(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_private_dirs(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _is_read_only(path: Path) -> bool:
+    """An existing database this user cannot change: the file is not writable, or its directory
+    is not (SQLite creates its -wal and -shm files beside it)."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
+
+
+_look = threading.local()
+
+
+@contextmanager
+def looking() -> Iterator[None]:
+    """Marks what this thread runs inside as a look (list, show, logs): on a read-only database,
+    what a look writes (an outcome it settled, a session file it found) is kept in the
+    in-memory copy of this process, never on disk. Outside a look such a write is refused."""
+    before = getattr(_look, "on", False)
+    _look.on = True
+    try:
+        yield
+    finally:
+        _look.on = before
+
+
+def _read_pages(path: Path) -> bytes:
+    """The database's content as one consistent image, read without writing anything.
+
+    `mode=ro` reads it through SQLite's usual locking. In WAL mode that needs the -shm file,
+    which cannot be created in a read-only directory: there, when there is no write-ahead log
+    to replay (the last writer closed cleanly), `immutable=1` reads the file alone."""
+    uri = path.absolute().as_uri()
+    wal = Path(f"{path}-wal")
+    no_log = not wal.exists() or wal.stat().st_size == 0
+    if no_log and path.stat().st_size == 0:
+        return b""  # an empty file: SQLite would make it a database on the first write
+    attempts = ["mode=ro"]
+    if no_log:
+        attempts.append("mode=ro&immutable=1")
+    error: Exception | None = None
+    for query in attempts:
+        try:
+            con = sqlite3.connect(f"{uri}?{query}", uri=True)
+        except sqlite3.Error as exc:
+            error = exc
+            continue
+        try:
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return con.serialize()
+        except sqlite3.Error as exc:
+            error = exc
+        finally:
+            con.close()
+    hint = f" (its write-ahead log {wal.name} needs a {path.name}-shm file beside it)" if len(attempts) == 1 else ""
+    raise StoreError(f"cannot read the read-only job database {path}: {error}{hint}; it was left untouched")
+
+
+def _in_memory_copy(path: Path) -> tuple[sqlite3.Connection, str]:
+    """A private in-memory copy of a read-only database, shared by this process's threads (a
+    named memdb lives while one connection to it is open: the one returned)."""
+    image = bytearray(_read_pages(path))
+    if len(image) >= 20 and image[18:20] == b"\x02\x02":
+        image[18:20] = b"\x01\x01"  # WAL is a file format; the copy in memory is a plain one
+    uri = f"file:/codexdash-{os.getpid()}-{secrets.token_hex(8)}?vfs=memdb"
+    anchor = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    if image:
+        loaded = sqlite3.connect(":memory:")
+        try:
+            loaded.deserialize(bytes(image))
+            loaded.backup(anchor)
+        finally:
+            loaded.close()
+    return anchor, uri
 
 
 class Store:
@@ -165,8 +257,12 @@ class Store:
     def __init__(self, path: Path, readonly: bool) -> None:
         self.path = path
         self.readonly = readonly
+        self._copy: sqlite3.Connection | None = None
         if readonly:
-            self.db = pw.SqliteDatabase(f"file:{path}?mode=ro", uri=True, pragmas={"busy_timeout": BUSY_TIMEOUT_MS})
+            # The file is read once into memory: a look that settles a job works on the copy,
+            # and nothing, not even a -shm file, is written beside the database.
+            self._copy, uri = _in_memory_copy(path)
+            self.db = pw.SqliteDatabase(uri, uri=True, pragmas={"busy_timeout": BUSY_TIMEOUT_MS, "foreign_keys": 1})
         else:
             self.db = pw.SqliteDatabase(
                 str(path),
@@ -174,11 +270,15 @@ class Store:
             )
         _database.initialize(self.db)
 
+    def require_writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"the job database {self.path} is read-only; nothing was changed")
+
     @contextmanager
     def write(self) -> Iterator[None]:
         """One IMMEDIATE transaction; storage failures become a StoreError, nothing half-written."""
-        if self.readonly:
-            raise StoreError(f"the job database {self.path} is read-only; nothing was changed")
+        if self.readonly and not getattr(_look, "on", False):
+            self.require_writable()
         try:
             with self.db.atomic("IMMEDIATE"):
                 yield
@@ -187,6 +287,9 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        if self._copy is not None:
+            self._copy.close()
+            self._copy = None
 
     def _check_columns(self, version: int) -> None:
         """Every column the models need at this schema version is there: a file from another
@@ -202,10 +305,12 @@ class Store:
                 )
 
     def _migrate(self) -> None:
+        with looking():  # a read-only database is created or upgraded in its copy only
+            self._migrate_now()
+
+    def _migrate_now(self) -> None:
         tables = set(self.db.get_tables())
         if "job" not in tables:
-            if self.readonly:
-                raise StoreError(f"the job database {self.path} is read-only and empty")
             with self.write():
                 self.db.create_tables(MODELS)
                 SchemaInfo.replace(key="schema_version", value=str(SCHEMA_VERSION)).execute()
@@ -218,8 +323,6 @@ class Store:
             )
         self._check_columns(version)
         while version < SCHEMA_VERSION:
-            if self.readonly:
-                raise StoreError(f"the job database {self.path} needs an upgrade but is read-only")
             with self.write():
                 MIGRATIONS[version](self.db)
                 version += 1
@@ -227,16 +330,20 @@ class Store:
 
 
 def open_store(path: Path) -> Store:
-    """Open (creating owner-only if missing) the job database; read-only if the file is."""
+    """Open (creating it owner-only if missing) the job database; read-only if this user cannot
+    change it (see `looking`)."""
     path = Path(path)
     _check_header(path)
-    readonly = path.exists() and not os.access(path, os.W_OK)
+    readonly = _is_read_only(path)
     if not readonly:
         try:
             _create_owner_only(path)
         except OSError as exc:
             raise StoreError(f"cannot create the job database {path}: {exc.strerror}") from None
-    store = Store(path, readonly)
+    try:
+        store = Store(path, readonly)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise StoreError(f"cannot read the job database {path}: {exc}; it was left untouched") from None
     try:
         store.db.connect(reuse_if_open=True)
         store._migrate()
