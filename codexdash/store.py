@@ -19,7 +19,7 @@ import peewee as pw
 
 from codexdash.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 15_000
 
@@ -88,6 +88,11 @@ class Job(_Model):
     parent_id = pw.CharField(null=True, index=True)
     turn_offset = pw.IntegerField(null=True)
     retry_of = pw.CharField(null=True)
+    # Where the job's files are: the worktree Codex made for it (`--worktree`; a follow-up runs
+    # in its parent's), and a commit holding the work tree's tracked files as they were when it
+    # started (`git stash create`, else HEAD), which its diff is taken against.
+    worktree = pw.TextField(null=True)
+    git_base = pw.CharField(null=True)
 
     @property
     def argv_list(self) -> list[str]:
@@ -131,6 +136,7 @@ def _add_columns(table: str, *columns: str):
 
 MIGRATIONS: dict[int, callable] = {
     1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of"),
+    2: _add_columns("job", "worktree", "git_base"),
 }
 
 
