@@ -460,7 +460,10 @@ class _ScratchIndex:
         try:
             if real is None:
                 raise FileNotFoundError
-            shutil.copyfile(real, self.path)  # its stat data spares hashing unchanged files again
+            # Its stat data spares hashing unchanged files again. Its time is kept too: Git reads
+            # a file changed in the same second as the index was written as "racily clean" and
+            # compares contents; a copy dated now would make such a same-size edit look unchanged.
+            shutil.copy2(real, self.path)
         except OSError:
             os.unlink(self.path)  # no index yet: git starts an empty one
 
