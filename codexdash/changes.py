@@ -44,6 +44,8 @@ from codexdash.render import Line, sanitize
 
 GIT_TIMEOUT = 30.0
 SNAPSHOT_TIMEOUT = 5.0
+# Untracked files are part of the start snapshot only while they add up to less than this.
+SNAPSHOT_UNTRACKED_BYTES = 64 << 20
 # A diff longer than this is cut, with a note: the dashboard and the terminal stay usable.
 MAX_DIFF_CHARS = 2_000_000
 # Only lines that may carry a file edit are parsed (the rest of a session can be large).
@@ -503,13 +505,29 @@ def start_snapshot(cwd: str, include_changes: bool = True) -> str | None:
         return None
     if include_changes:
         with _ScratchIndex(root, timeout=SNAPSHOT_TIMEOUT) as index:
-            if index.git("add", "-A", "--", ".") is not None:
+            # Git keeps what it stages (unreferenced, until `git gc` prunes it): untracked files
+            # are left out when they are big, and are then shown whole if the job edits them.
+            untracked = _listed(index.git("ls-files", "-z", "--others", "--exclude-standard"))
+            scope = "-A" if _total_size(root, untracked, SNAPSHOT_UNTRACKED_BYTES) <= SNAPSHOT_UNTRACKED_BYTES else "-u"
+            if index.git("add", scope, "--", ".") is not None:
                 out = index.git("write-tree")
                 if out and out.strip():
                     return out.decode().strip()
         return None  # too slow or failed: the diff says it compares with the last commit
     out = _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", timeout=SNAPSHOT_TIMEOUT)
     return out.decode().strip() if out else None
+
+
+def _total_size(root: str, rels: Iterable[str], stop_above: int) -> int:
+    total = 0
+    for rel in rels:
+        try:
+            total += os.lstat(os.path.join(root, rel)).st_size
+        except OSError:
+            continue
+        if total > stop_above:
+            break
+    return total
 
 
 def _exists(root: str, rev: str) -> bool:

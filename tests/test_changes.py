@@ -197,6 +197,21 @@ def test_the_diff_is_against_the_state_before_the_job_and_leaves_the_index_alone
     assert git(repo, "diff", "--cached", "--name-only") == "staged.txt\n"
 
 
+def test_big_untracked_files_stay_out_of_the_start_snapshot(sandbox, tmp_path, monkeypatch):
+    from codexdash import changes
+
+    monkeypatch.setattr(changes, "SNAPSHOT_UNTRACKED_BYTES", 10)
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    (repo / "a.txt").write_text("a, changed\n")
+    (repo / "big.bin").write_text("more than ten bytes\n")
+    tree = changes.start_snapshot(str(repo))
+    listing = git(repo, "ls-tree", "-r", tree)
+    assert "a.txt" in listing and "big.bin" not in listing
+    assert git(repo, "cat-file", "-p", f"{tree}:a.txt") == "a, changed\n"
+    monkeypatch.setattr(changes, "SNAPSHOT_UNTRACKED_BYTES", 1000)
+    assert "big.bin" in git(repo, "ls-tree", "-r", changes.start_snapshot(str(repo)))
+
+
 def test_a_follow_up_shows_only_its_own_turn_and_the_parent_stops_where_it_began(sandbox, tmp_path):
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     parent = run_job(sandbox, "PATCH a.txt from the parent\nPATCH made.txt made by the parent", cwd=repo)
