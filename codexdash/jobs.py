@@ -712,8 +712,9 @@ class JobEngine:
             return job.worktree
         cwd = read_head(job.session_file, need_prompt=False).cwd
         if cwd and os.path.normpath(cwd) != os.path.normpath(job.cwd):
-            with self.store.write():
-                Job.update(worktree=cwd).where(Job.id == job.id).execute()
+            if not self.store.readonly:  # a read-only store still shows it, learnt afresh each time
+                with self.store.write():
+                    Job.update(worktree=cwd).where(Job.id == job.id).execute()
             job.worktree = cwd
         return job.worktree
 
