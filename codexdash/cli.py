@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import sys
 import threading
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--name", help="what to call the job in tables (default: a title from the prompt's first line)")
     s.add_argument("--model", help="model for Codex")
     s.add_argument("--sandbox", help="Codex sandbox mode")
+    s.add_argument("--worktree", action="store_true",
+                   help="run the job in a new Git worktree that Codex makes (the cwd must be in a Git work tree)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("resume", help="a follow-up: continue a finished job's Codex session with a new prompt")
@@ -83,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     s.add_argument("--raw", action="store_true", help="the JSON lines as written (control characters made visible)")
     s.add_argument("--tail", "-n", type=int, default=None, metavar="N", help="only the last N events")
+
+    s = sub.add_parser("diff", help="what a job changed: its files' diffs (Git), else the edits its session recorded")
+    s.add_argument("job")
+    s.add_argument("--stat", action="store_true", help="only the files and their figures")
+    s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("kill", help="verify and stop a job (graceful, then forceful)")
     s.add_argument("job")
@@ -218,7 +226,7 @@ def cmd_start(args, ctx: Context) -> int:
         except UnicodeDecodeError as exc:
             raise BadInput(f"the prompt read from stdin is not valid UTF-8 (byte {exc.start})") from None
     request = StartRequest(prompt=prompt, cwd=args.cwd or os.getcwd(), model=args.model, sandbox=args.sandbox,
-                           extra_args=args.extra, name=args.name)
+                           extra_args=args.extra, name=args.name, worktree=args.worktree)
     return _started(ctx.engine.start(request), args.json)
 
 
@@ -347,7 +355,10 @@ def cmd_show(args, ctx: Context) -> int:
     if args.json:
         _out(data)
         return 0
-    for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id", "session_file", "detail", "error"):
+    engine.worktree(job)
+    data["worktree"] = job.worktree
+    for key in ("id", "status", "pid", "cwd", "worktree", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id",
+                "session_file", "detail", "error"):
         if data.get(key) is not None:
             print(f"{key:>13}: {sanitize(str(data[key]))}")
     print(f"{'prompt':>13}: {sanitize(fmt.one_line(job.prompt, 200))}")
@@ -482,6 +493,36 @@ def _reading(path: Path):
         raise Refused(f"cannot read {path}: {exc.strerror}") from None
 
 
+# Characters JSON leaves as they are but a terminal may act on: DEL, C1 controls, bidi overrides,
+# lone surrogates (which a surrogateescape stream would write as raw bytes).
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _inert_json(data) -> str:
+    """JSON in which every character a terminal could act on is escaped (\\uXXXX)."""
+    text = json.dumps(data, indent=2 if sys.stdout.isatty() else None, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def cmd_diff(args, ctx: Context) -> int:
+    from codexdash.changes import job_changes
+
+    engine = ctx.engine
+    job = engine.find(args.job)
+    engine.reconcile(job)
+    changes = job_changes(engine, job)
+    out = sys.stdout
+    if args.json:
+        out.write(_inert_json(changes.as_json(with_diff=not args.stat)) + "\n")
+        out.flush()
+        return 0
+    color = out.isatty() and not os.environ.get("NO_COLOR")
+    for line in changes.lines(stat=args.stat):
+        out.write(_style(line, color) + "\n")
+    out.flush()
+    return 0
+
+
 def cmd_kill(args, ctx: Context) -> int:
     from codexdash.kill import KillRefused, describe_plan, kill_job
     from codexdash.render import sanitize
@@ -589,6 +630,7 @@ COMMANDS = {
     "list": cmd_list,
     "show": cmd_show,
     "logs": cmd_logs,
+    "diff": cmd_diff,
     "kill": cmd_kill,
     "doctor": cmd_doctor,
     "demo": cmd_demo,

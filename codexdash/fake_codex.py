@@ -16,12 +16,21 @@ What it does is read from words in the prompt:
   EXEC        exec() into `sleep 600` without the marker in its environment
   UNTIL path  wait (up to 120 s) until `path` exists: a test decides when the job goes on
   ECHO text   answer with `text` (the rest of the prompt)
+  PATCH path text   (a line) write `text` as the whole content of `path`, through apply_patch
+  DELETE path / MOVE path dest   (a line) delete or move a file, through apply_patch
+
+A file edit is recorded as Codex 0.169 and 0.171 record their `apply_patch` tool: a
+`custom_tool_call` with the patch text, an `item_completed` FileChange item (absolute paths,
+`add` / `delete` with the content, `update` with the hunks and `move_path`), then the call's
+output; a patch that cannot apply gets only an output saying why, as with the real CLI.
+`--worktree` makes a detached Git worktree under `$CODEX_HOME/worktrees/` and runs there.
 """
 
 from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import difflib
 import json
 import os
 import re
@@ -131,7 +140,7 @@ def parse_args(argv: list[str]) -> dict:
             opts["thread_source"] = next(args, "")
         elif arg in ("-C", "--cd"):
             opts["cd"] = next(args, "")
-        elif arg in ("--json", "--ephemeral", "--full-auto"):
+        elif arg in ("--json", "--ephemeral", "--full-auto", "--worktree"):
             opts[arg[2:]] = True
         elif arg.startswith("-") and arg != "-":
             _fail(f"error: unexpected argument '{arg}' found", 2)
@@ -163,6 +172,13 @@ def run(opts: dict) -> int:
         _fail("Not inside a trusted directory and --skip-git-repo-check was not specified.", 1)
     if opts["cd"]:
         os.chdir(opts["cd"])
+    git = _git_info()
+    if opts.get("worktree"):
+        if opts.get("resume"):
+            _fail("Error: `--worktree` cannot resume an existing session; use `codex exec fork --worktree`", 1)
+        if git is None:
+            _fail("Error: git command failed: fatal: not a git repository (or any of the parent directories): .git", 1)
+        git = _make_worktree(home, git)
     prompt = opts["prompt"]
     if prompt is None or prompt == "-":
         prompt = sys.stdin.read()
@@ -199,6 +215,8 @@ def run(opts: dict) -> int:
             "model_provider": "fake", "base_instructions": "You are a fake Codex agent."}
     if opts["thread_source"] is not None:
         meta["thread_source"] = opts["thread_source"]  # written verbatim, as 0.169 and 0.171 do
+    if git is not None:
+        meta["git"] = {k: git[k] for k in ("commit_hash", "branch") if git.get(k)}
     if not opts.get("resume"):  # a resumed session appends its turn: no second session_meta
         s.write("session_meta", meta)
     s.event("task_started", turn_id=turn)
@@ -238,6 +256,8 @@ def run(opts: dict) -> int:
         deadline = time.monotonic() + 120
         while not os.path.exists(until.group(1)) and time.monotonic() < deadline:
             time.sleep(0.05)
+    for m in re.finditer(r"^(PATCH|DELETE|MOVE)[ \t]+(\S+)(?:[ \t]+(.*))?$", prompt, re.M):
+        _apply_patch(s, m.group(1), m.group(2), m.group(3) or "")
     stream = _number(prompt, "STREAM", 30)
     if stream is not None:
         for i in range(int(stream)):
@@ -257,6 +277,93 @@ def run(opts: dict) -> int:
     s.count_tokens(5)
     s.event("task_complete", turn_id=turn, last_agent_message=answer)
     return 0
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _git_info() -> dict | None:
+    """session_meta's `git` block: the HEAD commit and branch where the session starts."""
+    here = Path.cwd()
+    if not any((d / ".git").exists() for d in (here, *here.parents)):
+        return None  # not in Git: no subprocess
+    root = _git("rev-parse", "--show-toplevel")
+    if root is None:
+        return None
+    return {"root": root, "commit_hash": _git("rev-parse", "--verify", "-q", "HEAD"),
+            "branch": _git("symbolic-ref", "-q", "--short", "HEAD")}
+
+
+def _make_worktree(home: Path, git: dict) -> dict:
+    """`--worktree`: a detached worktree at HEAD under $CODEX_HOME/worktrees/<4 hex>/<repo name>."""
+    path = home / "worktrees" / secrets.token_hex(2) / Path(git["root"]).name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _git("worktree", "add", "--detach", str(path), "HEAD") is None:
+        _fail("Error: git command failed: could not create the worktree", 1)
+    inside = os.path.relpath(os.getcwd(), git["root"])
+    os.chdir(path / inside if inside != "." else path)
+    return {"root": str(path), "commit_hash": git["commit_hash"]}  # detached: no branch
+
+
+def _apply_patch(s: Session, verb: str, path: str, text: str) -> None:
+    """One apply_patch call, recorded as the real CLI records it."""
+    call = "call_" + secrets.token_hex(4)
+    full = os.path.normpath(os.path.join(s.cwd, path))
+    old = None
+    if os.path.isfile(full):
+        with open(full, encoding="utf-8", errors="surrogateescape") as fh:
+            old = fh.read()
+    if verb == "PATCH":
+        new = text + "\n"
+        if old is None:
+            patch = f"*** Add File: {path}\n" + "".join(f"+{line}\n" for line in new.split("\n")[:-1])
+            change, summary = {"type": "add", "content": new}, f"A {path}"
+        else:
+            hunks = "".join(line if line.endswith("\n") else line + "\n" for line in
+                            list(difflib.unified_diff(old.splitlines(True), new.splitlines(True), n=3))[2:])
+            patch = f"*** Update File: {path}\n@@\n" + "".join(f"-{line}\n" for line in old.split("\n")[:-1] or [""]) \
+                + "".join(f"+{line}\n" for line in new.split("\n")[:-1])
+            change, summary = {"type": "update", "unified_diff": hunks, "move_path": None}, f"M {path}"
+        changes = {full: change}
+    elif verb == "DELETE":
+        patch, changes, summary = f"*** Delete File: {path}\n", {full: {"type": "delete", "content": old or ""}}, f"D {path}"
+    else:
+        dest = os.path.normpath(os.path.join(s.cwd, text.split()[0])) if text.split() else ""
+        patch = f"*** Update File: {path}\n*** Move to: {text.split()[0] if text.split() else ''}\n"
+        changes = {full: {"type": "update", "unified_diff": "", "move_path": dest}}
+        summary = f"M {text.split()[0] if text.split() else ''}"
+    body = f"*** Begin Patch\n{patch}*** End Patch\n"
+    s.write("response_item", {"type": "custom_tool_call", "status": "completed", "call_id": call, "name": "apply_patch",
+                              "input": body})
+    if old is None and verb != "PATCH":
+        reason = f"Failed to read file to update {full}: No such file or directory (os error 2)"
+        s.write("response_item", {"type": "custom_tool_call_output", "call_id": call,
+                                  "output": f"apply_patch verification failed: {reason}"})
+        return
+    try:
+        if verb == "PATCH":
+            os.makedirs(os.path.dirname(full) or ".", exist_ok=True)
+            with open(full, "w", encoding="utf-8", errors="surrogateescape") as fh:
+                fh.write(text + "\n")
+        elif verb == "DELETE":
+            os.unlink(full)
+        else:
+            os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+            os.rename(full, dest)
+    except OSError as exc:
+        s.write("response_item", {"type": "custom_tool_call_output", "call_id": call,
+                                  "output": f"apply_patch verification failed: {exc}"})
+        return
+    stdout = f"Success. Updated the following files:\n{summary}\n"
+    s.event("item_completed", item={"type": "FileChange", "id": call, "changes": changes, "status": "completed",
+                                    "stdout": stdout, "stderr": ""})
+    s.write("response_item", {"type": "custom_tool_call_output", "call_id": call,
+                              "output": f"Exit code: 0\nWall time: 0 seconds\nOutput:\n{stdout}"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 
 from codexdash import codex_stderr, notify
+from codexdash.changes import start_snapshot, wants_worktree, work_tree_root
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
@@ -77,6 +78,8 @@ class StartRequest:
     parent: Job | None = None
     retry_of: str | None = None
     name: str | None = None  # default: a title from the prompt
+    # Codex's `--worktree`: the session runs in a new Git worktree that Codex makes.
+    worktree: bool = False
 
 
 def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
@@ -209,6 +212,7 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "parent_id": data.get("parent_id"),
         "retry_of": data.get("retry_of"),
         "external": False,
+        "worktree": data.get("worktree"),
     }
 
 
@@ -427,6 +431,8 @@ class JobEngine:
             argv += ["--model", request.model]
         if request.sandbox:
             argv += ["--sandbox", request.sandbox]
+        if request.worktree:
+            argv.append("--worktree")
         argv += request.extra_args
         if request.parent is not None:
             argv += ["resume", request.parent.session_id]
@@ -445,8 +451,12 @@ class JobEngine:
         busy = Job.get_or_none((Job.session_id == parent.session_id) & (Job.status.in_(JobStatus.LIVE)))
         if busy is not None:
             raise Refused(f"session {parent.session_id} is in use by job {busy.id}: one turn at a time")
+        # Codex resumes a session where it is run: a worktree job's follow-up runs in that worktree.
+        worktree = self.worktree(parent)
+        if worktree is not None and not os.path.isdir(worktree):
+            raise Refused(f"job {parent.id}'s worktree {worktree} no longer exists: its session cannot continue there")
         return self.start(StartRequest(
-            prompt=prompt, cwd=parent.cwd, model=parent.model if model is None else model,
+            prompt=prompt, cwd=worktree or parent.cwd, model=parent.model if model is None else model,
             sandbox=parent.sandbox if sandbox is None else sandbox, extra_args=parent.extra_args_list, parent=parent,
         ))
 
@@ -458,7 +468,8 @@ class JobEngine:
             retried = self.resume(parent, job.prompt, model=job.model, sandbox=job.sandbox)
         else:
             retried = self.start(StartRequest(prompt=job.prompt, cwd=job.cwd, model=job.model, sandbox=job.sandbox,
-                                              extra_args=job.extra_args_list, retry_of=job.id))
+                                              extra_args=job.extra_args_list, retry_of=job.id,
+                                              worktree=wants_worktree(job)))
             return retried
         with self.store.write():
             Job.update(retry_of=job.id).where(Job.id == retried.id).execute()
@@ -494,6 +505,9 @@ class JobEngine:
             raise BadInput("the model is empty: give a model name or leave --model out")
         if request.sandbox is not None and request.sandbox not in SANDBOX_MODES:
             raise BadInput(f"invalid sandbox {request.sandbox!r}: one of {', '.join(SANDBOX_MODES)}")
+        if "--worktree" in request.extra_args:  # one way to ask for it, whichever was used
+            request.extra_args = [a for a in request.extra_args if a != "--worktree"]
+            request.worktree = True
         _check_extra_args(request.extra_args)
         cwd = Path(request.cwd).expanduser()
         try:
@@ -507,6 +521,11 @@ class JobEngine:
         if not os.access(cwd, os.X_OK, effective_ids=os.access in os.supports_effective_ids):
             raise BadInput(f"working directory {request.cwd} cannot be entered: no search (x) permission for this user")
         request.cwd = str(cwd.resolve())
+        if request.worktree:
+            if request.parent is not None:
+                raise BadInput("--worktree starts a new session: a follow-up runs in its parent's worktree")
+            if work_tree_root(request.cwd) is None:
+                raise BadInput(f"--worktree needs a Git work tree: {request.cwd} is not in one")
         return resolve_codex_command(self.settings.codex_command)
 
     def start(self, request: StartRequest) -> Job:
@@ -520,6 +539,11 @@ class JobEngine:
         argv = self.build_argv(command, job_id, marker, request, "-" if long_prompt else request.prompt)
         actor_pid, actor_start = this_process()
         parent = request.parent
+        # What the diff of the job is taken against. A new worktree starts clean from HEAD.
+        git_base = start_snapshot(request.cwd, include_changes=not request.worktree)
+        worktree = None
+        if parent is not None and parent.worktree and os.path.realpath(parent.worktree) == request.cwd:
+            worktree = parent.worktree
         turn_offset = None
         if parent is not None:
             try:  # the follow-up's own turn begins where the file ends now
@@ -537,6 +561,8 @@ class JobEngine:
                 session_id=parent.session_id if parent else None,
                 turn_offset=turn_offset,
                 retry_of=request.retry_of,
+                worktree=worktree,
+                git_base=git_base,
                 marker=marker,
                 status=JobStatus.STARTING,
                 argv=json.dumps(argv),
@@ -731,6 +757,8 @@ class JobEngine:
             self._settle(job, exit_code)
 
     def _settle(self, job: Job, exit_code: int | None) -> None:
+        if job.session_file is not None:
+            self.worktree(job)
         for _attempt in range(3):
             self.reload(job)
             if job.status not in JobStatus.LIVE:
@@ -792,6 +820,20 @@ class JobEngine:
             Job.update(session_file=path, session_id=name.session_id if name else None).where(Job.id == job.id).execute()
         job.session_file = path
         job.session_id = name.session_id if name else None
+        self.worktree(job)
+
+    def worktree(self, job: Job) -> str | None:
+        """The worktree Codex made for a job started with `--worktree` (a follow-up: its
+        parent's), learnt from the session's first line (`session_meta.cwd`) and then kept."""
+        if job.worktree is not None or job.session_file is None or not wants_worktree(job):
+            return job.worktree
+        cwd = read_head(job.session_file, need_prompt=False).cwd
+        if cwd and os.path.normpath(cwd) != os.path.normpath(job.cwd):
+            if not self.store.readonly:  # a read-only store still shows it, learnt afresh each time
+                with self.store.write():
+                    Job.update(worktree=cwd).where(Job.id == job.id).execute()
+            job.worktree = cwd
+        return job.worktree
 
     def _find_session_file_live(self, job: Job, proc: psutil.Process, every: float = 0.0) -> None:
         if job.session_file is not None:

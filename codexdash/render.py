@@ -14,9 +14,10 @@ from codexdash.events import CommandStatus, Event, Kind, Outcome
 
 OUTPUT_LINES_SHOWN = 12
 
-# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides that can
-# make text read differently from what it is.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 controls but tab and newline, DEL, C1 controls, the bidirectional overrides that can
+# make text read differently from what it is, and lone surrogates (JSON can carry them, and a
+# stream with surrogateescape would write them out as raw bytes such as 0x9B, a C1 CSI).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _visible(match: re.Match) -> str:

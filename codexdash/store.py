@@ -21,7 +21,7 @@ import peewee as pw
 
 from codexdash.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 15_000
 
@@ -94,6 +94,11 @@ class Job(_Model):
     name = pw.TextField(null=True)
     # Input, cached input, output, reasoning and total tokens (JSON), once the job ended.
     tokens_detail = pw.TextField(null=True)
+    # Where the job's files are: the worktree Codex made for it (`--worktree`; a follow-up runs
+    # in its parent's), and a commit holding the work tree's tracked files as they were when it
+    # started (`git stash create`, else HEAD), which its diff is taken against.
+    worktree = pw.TextField(null=True)
+    git_base = pw.CharField(null=True)
 
     @property
     def argv_list(self) -> list[str]:
@@ -137,6 +142,7 @@ def _add_columns(table: str, *columns: str):
 
 MIGRATIONS: dict[int, callable] = {
     1: _add_columns("job", "codex_home", "error", "extra_args", "parent_id", "turn_offset", "retry_of", "tokens_detail", "name"),
+    2: _add_columns("job", "worktree", "git_base"),
 }
 
 

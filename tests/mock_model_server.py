@@ -2,9 +2,12 @@
 
 Codex POSTs `/v1/responses` with `"stream": true` and reads server-sent events. The answer is
 read from the prompt: `SLEEP n` makes the model call the shell tool `exec_command` with
-`sleep n` first (a long-running job); then, or otherwise, it says "hi from mock". `YIELD ms`
-beside it sets the call's `yield_time_ms` (how long Codex waits before handing a command that
-still runs back to the model; 600000 when not given).
+`sleep n` first (a long-running job); a patch in the prompt (`*** Begin Patch` ... `*** End
+Patch`) makes it call the `apply_patch` tool with it (Codex offers that tool to models it knows,
+e.g. `--model gpt-5.5`; with `VIA_SHELL` in the prompt it runs `apply_patch <<'EOF'` through
+`exec_command` instead, which Codex intercepts); then, or otherwise, it says "hi from mock".
+`YIELD ms` beside it sets the call's `yield_time_ms` (how long Codex waits before handing a
+command that still runs back to the model; 600000 when not given).
 """
 
 from __future__ import annotations
@@ -38,6 +41,34 @@ supports_websockets = false
 request_max_retries = 0
 stream_max_retries = 0
 """
+
+
+_PATCH = re.compile(r"\*\*\* Begin Patch\n.*?\*\*\* End Patch\n?", re.S)
+_TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+
+
+def _is_user(item) -> bool:
+    return isinstance(item, dict) and item.get("type") == "message" and item.get("role") == "user"
+
+
+def _patch_call(items: list, n: int) -> dict | None:
+    """An apply_patch call for the patch in the latest user message, if none answered it yet."""
+    last = max((i for i, item in enumerate(items) if _is_user(item)), default=None)
+    if last is None:
+        return None
+    if any(isinstance(item, dict) and item.get("type") in _TOOL_OUTPUTS for item in items[last + 1:]):
+        return None
+    prompt = "\n".join(_texts(items[last:last + 1]))
+    patch = _PATCH.search(prompt)
+    if patch is None:
+        return None
+    body = patch.group(0) if patch.group(0).endswith("\n") else patch.group(0) + "\n"
+    if "VIA_SHELL" in prompt:
+        return {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "exec_command",
+                "arguments": json.dumps({"cmd": f"apply_patch <<'EOF'\n{body}EOF\n", "yield_time_ms": 10000})}
+    # A freeform tool: the patch is the call's raw input, not JSON.
+    return {"type": "custom_tool_call", "id": f"ctc_{n}", "call_id": f"call_{n}", "name": "apply_patch",
+            "input": body, "status": "completed"}
 
 
 def _texts(items) -> list[str]:
@@ -77,7 +108,10 @@ class _Handler(BaseHTTPRequestHandler):
         sleep = re.search(r"SLEEP (\d+)", prompt)
         yield_ms = re.search(r"YIELD (\d+)", prompt)
         n = len(self.server.requests)
-        if sleep and not answered_tool:
+        patch_call = _patch_call(items, n)
+        if patch_call is not None:
+            item = patch_call
+        elif sleep and not answered_tool:
             item = {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "exec_command",
                     "arguments": json.dumps({"cmd": f"sleep {sleep.group(1)}", "yield_time_ms": int(yield_ms.group(1)) if yield_ms else 600000})}
         else:
