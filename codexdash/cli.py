@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="job database (env CODEXDASH_DB)")
     p.add_argument("--codex-home", help="Codex home (env CODEX_HOME, default ~/.codex)")
     p.add_argument("--codex", help="Codex command, split like a shell (env CODEXDASH_CODEX)")
+    p.add_argument("--host", metavar="NAME", help="run the command on that box, reached by ssh as NAME (local: this one)")
+    p.add_argument("--protocol", type=int, help=argparse.SUPPRESS)  # set by the codexdash that drives this one
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     s = sub.add_parser("start", help="start a Codex job, detached")
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="running and recent jobs")
     s.add_argument("--all", action="store_true", help="every job ever recorded")
+    s.add_argument("--all-hosts", action="store_true", help="this box and every configured one (hosts)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("show", help="a job's record, identity checks and session file")
@@ -77,11 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     s.add_argument("--raw", action="store_true", help="the JSON lines as written (control characters made visible)")
     s.add_argument("--tail", "-n", type=int, default=None, metavar="N", help="only the last N events")
+    s.add_argument("--json", action="store_true", help="each line as JSON {style, text}, then {end: {status}}")
 
     s = sub.add_parser("kill", help="verify and stop a job (graceful, then forceful)")
     s.add_argument("job")
     s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     s.add_argument("--force", action="store_true", help="skip the graceful steps: SIGKILL at once")
+    s.add_argument("--json", action="store_true", help="with --yes: the checks as run and the outcome, as JSON")
+
+    s = sub.add_parser("hosts", help="every configured box: reachable, round trip, versions, jobs by state")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("version", help="versions of codexdash, its protocol and Codex, and this box's jobs by state")
+    s.add_argument("--json", action="store_true")
 
     sub.add_parser("doctor", help="check the Codex command, CODEX_HOME and the database")
 
@@ -101,9 +112,25 @@ def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 class Context:
     """Settings and the engine, opened only by the commands that need them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, host: str | None = None) -> None:
         self.settings = settings
+        self.host = host
         self._engine = None
+        self._box = None
+
+    @property
+    def remote(self) -> bool:
+        """--host names another box: the command runs there."""
+        return self.host not in (None, "local")
+
+    @property
+    def box(self):
+        """The box the command runs on (boxes.Box): this one unless --host names another."""
+        if self._box is None:
+            from codexdash.boxes import open_box
+
+            self._box = open_box(self.settings, self.host, lambda: self.engine)
+        return self._box
 
     @property
     def engine(self):
@@ -121,15 +148,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.extra = extra
+        if args.protocol is not None:
+            from codexdash.protocol import accept
+
+            accept(args.protocol)
         settings = load_settings().with_overrides(
             db_path=Path(args.db).expanduser() if args.db else None,
             codex_home=Path(args.codex_home).expanduser() if args.codex_home else None,
         )
         if args.codex:
             settings = settings.with_overrides(codex_command=split_command(args.codex, "--codex"))
-        ctx = Context(settings)
+        ctx = Context(settings, host=args.host)
         if args.command is None:
             return _dashboard(ctx)
+        if ctx.remote:
+            from codexdash.cli_boxes import on_box
+
+            return on_box(args.command, COMMANDS[args.command])(args, ctx)
         return COMMANDS[args.command](args, ctx)
     except CodexdashError as exc:
         sys.stderr.write(f"codexdash: {exc}\n")
@@ -147,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dashboard(ctx: Context) -> int:
+    if ctx.remote:
+        raise BadInput("--host takes a command (the dashboard runs here and shows every configured box)")
     from codexdash.ui.app import run_dashboard
 
     return run_dashboard(ctx.engine)
@@ -188,74 +225,94 @@ def cmd_retry(args, ctx: Context) -> int:
 
 
 def cmd_list(args, ctx: Context) -> int:
-    from codexdash.render import sanitize
+    if args.all_hosts:
+        from codexdash.cli_boxes import list_all_hosts
 
+        return list_all_hosts(args, ctx)
+    rows = ctx.box.jobs(all_history=args.all)
     if args.json:
-        _out(ctx.engine.listing(all_history=args.all))
+        _out(rows)
         return 0
-    views = ctx.engine.refresh(all_history=args.all)
-    if not views:
+    if not rows:
         print("no jobs" + ("" if args.all else " running or recent (--all for every job)"))
         return 0
-    rows = [("ID", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")]
-    now = time.time()
-    for v in views:
-        j = v.job
-        rows.append((
-            j.id,
-            fmt.status_label(j.status),
-            str(j.pid or "-"),
-            fmt.duration(v.elapsed) if v.elapsed is not None else fmt.duration(now - j.created_at) + " ago",
-            f"{v.stats.cpu_percent:.0f}%" if v.stats else "-",
-            fmt.size(v.stats.rss_bytes) if v.stats else "-",
-            fmt.tokens(v.total_tokens),
-            sanitize(fmt.one_line(j.cwd, 30)),
-            sanitize(fmt.one_line(j.prompt, 40)),
-        ))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print_jobs(rows)
     return 0
+
+
+def _epoch(iso: str | None) -> float | None:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
+
+
+def print_jobs(rows: list[dict], host_column: bool = False) -> None:
+    """Jobs as a table, from their JSON (so the rows of any box print alike)."""
+    from codexdash.render import sanitize
+    from codexdash.store import JobStatus
+
+    table = [("ID", *(("HOST",) if host_column else ()), "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")]
+    now = time.time()
+    for j in rows:
+        created, ended = _epoch(j["created_at"]), _epoch(j["ended_at"])
+        if j["status"] in JobStatus.LIVE:
+            when = fmt.duration(now - created)
+        elif ended is not None and j["status"] != JobStatus.FAILED_TO_START:
+            when = fmt.duration(ended - created)
+        else:
+            when = fmt.duration(now - created) + " ago"
+        table.append((
+            j["id"],
+            *((sanitize(j.get("host") or "local"),) if host_column else ()),
+            fmt.status_label(j["status"]),
+            str(j["pid"] or "-"),
+            when,
+            f"{j['cpu_percent']:.0f}%" if j.get("cpu_percent") is not None else "-",
+            fmt.size(j["rss_bytes"]) if j.get("rss_bytes") is not None else "-",
+            fmt.tokens(j["tokens"]),
+            sanitize(fmt.one_line(j["cwd"], 30)),
+            sanitize(fmt.one_line(j["prompt"], 40)),
+        ))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def cmd_show(args, ctx: Context) -> int:
-    from codexdash.identity import verify
-    from codexdash.render import sanitize
-    from codexdash.store import JobEvent
-
-    engine = ctx.engine
-    job = engine.find(args.job)
-    view = engine.refresh([job])[0]
-    engine.session_file(job)
-    report = verify(job) if job.is_live else None
-    if report:
-        report.close()
-    events = list(job.events.order_by(JobEvent.at))
-    data = view.as_json()
-    data.update(
-        marker=job.marker,
-        argv=job.argv_list,
-        detail=job.detail,
-        identity=report.as_dict() if report else None,
-        history=[{"at": e.at, "kind": e.kind, "from": e.from_status, "to": e.to_status, "detail": e.detail_data} for e in events],
-    )
+    data = ctx.box.show(args.job)
     if args.json:
         _out(data)
         return 0
-    for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id", "session_file", "detail", "error"):
-        if data.get(key) is not None:
-            print(f"{key:>13}: {sanitize(str(data[key]))}")
-    print(f"{'prompt':>13}: {sanitize(fmt.one_line(job.prompt, 200))}")
-    if report:
-        print("identity checks:")
-        for c in report.checks:
-            print(f"  {'✔' if c.ok else '✖'} {c.name}: {sanitize(c.detail)}")
-    print("history:")
-    for e in events:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
-        what = f"{e.from_status or ''} → {e.to_status}" if e.kind == "state" else f"kill: {e.detail_data.get('outcome')}"
-        print(f"  {when}  {what}")
+    print_job(data)
     return 0
+
+
+def print_job(data: dict) -> None:
+    """A job as `show` prints it, from its JSON."""
+    from codexdash.render import sanitize
+
+    for key in ("id", "host", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id", "session_file", "detail", "error"):
+        if data.get(key) is not None and not (key == "host" and data[key] == "local"):
+            print(f"{key:>13}: {sanitize(str(data[key]))}")
+    print(f"{'prompt':>13}: {sanitize(fmt.one_line(data['prompt'], 200))}")
+    if data.get("identity"):
+        print("identity checks:")
+        print_checks(data["identity"])
+    print("history:")
+    for e in data["history"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"]))
+        what = f"{e['from'] or ''} → {e['to']}" if e["kind"] == "state" else f"kill: {(e['detail'] or {}).get('outcome')}"
+        print(f"  {when}  {what}")
+
+
+def print_checks(identity: dict) -> None:
+    """Identity checks as run (`IdentityReport.as_dict()`), one line each."""
+    from codexdash.render import sanitize
+
+    if identity.get("cmdline"):
+        print(f"  command: {sanitize(' '.join(identity['cmdline']))[:300]}")
+    for c in identity["checks"]:
+        print(f"  {'✔' if c['ok'] else '✖'} {c['name']}: {sanitize(c['detail'])}")
 
 
 def _style(line, color: bool) -> str:
@@ -267,8 +324,12 @@ def _style(line, color: bool) -> str:
 def cmd_logs(args, ctx: Context) -> int:
     from codexdash.events import Event, Kind
     from codexdash.render import render_event, render_raw, render_tokens
-    from codexdash.tail import open_session, session_from, watch_files
+    from codexdash.tail import last_raw_lines, open_session, session_from, watch_files
 
+    if args.json or ctx.host is not None:
+        from codexdash.cli_boxes import logs_over_box
+
+        return logs_over_box(args, ctx)
     job = None
     path = Path(args.target).expanduser()
     if not path.is_file():
@@ -312,7 +373,7 @@ def cmd_logs(args, ctx: Context) -> int:
 
     try:
         if args.tail is not None and args.raw:
-            raws, end = _last_raw_lines(path, args.tail)
+            raws, end = last_raw_lines(path, args.tail)
             session = session_from(path, offset=end)
             emit([], raws)
         elif args.tail is not None:
@@ -349,35 +410,19 @@ def cmd_logs(args, ctx: Context) -> int:
     return 0
 
 
-def _last_raw_lines(path: Path, n: int) -> tuple[list[bytes], int]:
-    from codexdash.tail import iter_lines_backward, last_line_end
-
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        end = last_line_end(fd, os.fstat(fd).st_size)
-        lines = []
-        for line in iter_lines_backward(fd, end):
-            if len(lines) >= n:
-                break
-            lines.append(line)
-    finally:
-        os.close(fd)
-    return lines[::-1], end
-
-
 def cmd_kill(args, ctx: Context) -> int:
     from codexdash.kill import KillRefused, describe_plan, kill_job
-    from codexdash.render import sanitize
 
+    if args.json:
+        from codexdash.cli_boxes import kill_json
+
+        return kill_json(args, ctx)
     engine = ctx.engine
     job = engine.find(args.job)
 
     def show_checks(report) -> None:
         print(f"job {job.id}  pid {job.pid}")
-        if report.cmdline:
-            print(f"  command: {sanitize(' '.join(report.cmdline))[:300]}")
-        for c in report.checks:
-            print(f"  {'✔' if c.ok else '✖'} {c.name}: {sanitize(c.detail)}")
+        print_checks(report.as_dict())
 
     def confirm(report, plan) -> bool:
         show_checks(report)
@@ -400,9 +445,7 @@ def cmd_kill(args, ctx: Context) -> int:
 
 
 def cmd_doctor(args, ctx: Context) -> int:
-    import subprocess
-
-    from codexdash.jobs import resolve_codex_command
+    from codexdash.boxes import codex_version
 
     s = ctx.settings
     problems = 0
@@ -412,16 +455,8 @@ def cmd_doctor(args, ctx: Context) -> int:
         problems += 0 if ok else 1
         print(f"{'✔' if ok else '✖'} {text}")
 
-    try:
-        command = resolve_codex_command(s.codex_command)
-        try:
-            done = subprocess.run([*command, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
-            version = (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr).strip() else "?"
-            line(done.returncode == 0, f"Codex command: {' '.join(command)} ({version})")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            line(False, f"Codex command: {' '.join(command)} does not answer --version: {exc}")
-    except BadInput as exc:
-        line(False, str(exc))
+    ok, command, said = codex_version(s.codex_command)
+    line(ok, said if command is None else f"Codex command: {' '.join(command)} ({said})")
     home = s.codex_home
     if home.is_dir():
         from codexdash.session_files import iter_session_files
@@ -448,6 +483,18 @@ def cmd_demo(args, ctx: Context) -> int:
     return run_demo(keep=args.keep)
 
 
+def cmd_hosts(args, ctx: Context) -> int:
+    from codexdash.cli_boxes import hosts
+
+    return hosts(args, ctx)
+
+
+def cmd_version(args, ctx: Context) -> int:
+    from codexdash.cli_boxes import version
+
+    return version(args, ctx)
+
+
 COMMANDS = {
     "start": cmd_start,
     "resume": cmd_resume,
@@ -458,4 +505,6 @@ COMMANDS = {
     "kill": cmd_kill,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
+    "hosts": cmd_hosts,
+    "version": cmd_version,
 }

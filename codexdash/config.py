@@ -1,6 +1,7 @@
 """Settings: defaults, then the config file, then the environment, then command-line flags.
 
-The names are fixed (users script against them): CODEX_HOME, CODEXDASH_DB, CODEXDASH_CODEX.
+The names are fixed (users script against them): CODEX_HOME, CODEXDASH_DB, CODEXDASH_CODEX, and
+for other boxes CODEXDASH_HOSTS, CODEXDASH_SSH, CODEXDASH_REMOTE (`hosts`, `ssh`, `remote_command`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class Settings:
     # SIGKILL after the second.
     interrupt_grace: float = 3.0
     terminate_grace: float = 3.0
+    # Other boxes, as the operator's ssh knows them; the ssh command (split like a shell); and
+    # the command run there (shell text for the box's login shell).
+    hosts: tuple[str, ...] = ()
+    ssh_command: tuple[str, ...] = ("ssh",)
+    remote_command: str = "codexdash"
 
     def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -50,6 +56,21 @@ def split_command(value: str, source: str) -> tuple[str, ...]:
     if not parts:
         raise BadInput(f"{source}: the Codex command is empty")
     return parts
+
+
+def host_names(names: list[object], source: str) -> tuple[str, ...]:
+    """Box names as given, checked: each must reach ssh as one host argument, never an option."""
+    seen: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise BadInput(f"{source}: a host must be a non-empty name, got {name!r}")
+        if name.startswith("-") or not name.isprintable() or any(c.isspace() for c in name):
+            raise BadInput(f"{source}: {name!r} is not a host name (no spaces, control characters or leading '-')")
+        if name == "local":
+            raise BadInput(f"{source}: 'local' names this box; leave it out of the hosts")
+        if name not in seen:
+            seen.append(name)
+    return tuple(seen)
 
 
 def _positive_float(value: object, source: str) -> float:
@@ -84,7 +105,22 @@ def _from_file(path: Path) -> dict[str, object]:
     for key in ("refresh_interval", "interrupt_grace", "terminate_grace"):
         if key in data:
             values[key] = _positive_float(data[key], f"{src}: {key}")
+    if "hosts" in data:
+        if not isinstance(data["hosts"], list):
+            raise BadInput(f"{src}: hosts must be a list of names, e.g. hosts = [\"box1\", \"gpu-2\"]")
+        values["hosts"] = host_names(data["hosts"], f"{src}: hosts")
+    if "ssh" in data:
+        ssh = data["ssh"]
+        values["ssh_command"] = tuple(str(p) for p in ssh) if isinstance(ssh, list) else split_command(str(ssh), f"{src}: ssh")
+    if "remote_command" in data:
+        values["remote_command"] = _remote_command(data["remote_command"], f"{src}: remote_command")
     return values
+
+
+def _remote_command(value: object, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{source}: the command run on a box must be a non-empty string")
+    return value.strip()
 
 
 def load_settings(env: dict[str, str] | None = None, config_path: Path | None = None) -> Settings:
@@ -99,4 +135,10 @@ def load_settings(env: dict[str, str] | None = None, config_path: Path | None = 
         values["db_path"] = Path(env["CODEXDASH_DB"]).expanduser()
     if env.get("CODEXDASH_CODEX"):
         values["codex_command"] = split_command(env["CODEXDASH_CODEX"], "CODEXDASH_CODEX")
+    if "CODEXDASH_HOSTS" in env:  # set but empty: no other boxes, whatever the file says
+        values["hosts"] = host_names([h.strip() for h in env["CODEXDASH_HOSTS"].split(",") if h.strip()], "CODEXDASH_HOSTS")
+    if env.get("CODEXDASH_SSH"):
+        values["ssh_command"] = split_command(env["CODEXDASH_SSH"], "CODEXDASH_SSH")
+    if env.get("CODEXDASH_REMOTE"):
+        values["remote_command"] = _remote_command(env["CODEXDASH_REMOTE"], "CODEXDASH_REMOTE")
     return Settings().with_overrides(**values)

@@ -199,6 +199,7 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "error": data.get("error"),
         "parent_id": data.get("parent_id"),
         "retry_of": data.get("retry_of"),
+        "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
     }
 
 
