@@ -348,7 +348,6 @@ class Answer:
     box: str
     value: object = None
     error: CodexdashError | None = None
-    seconds: float = 0.0
 
 
 def ask_all(boxes: list[Box], question: Callable[[Box], object]) -> list[Answer]:
@@ -356,11 +355,10 @@ def ask_all(boxes: list[Box], question: Callable[[Box], object]) -> list[Answer]
     timeout, never the others'. Answers come back in the order of `boxes`."""
 
     def ask(box: Box) -> Answer:
-        started = time.monotonic()
         try:
-            return Answer(box.name, value=question(box), seconds=time.monotonic() - started)
+            return Answer(box.name, value=question(box))
         except CodexdashError as exc:
-            return Answer(box.name, error=exc, seconds=time.monotonic() - started)
+            return Answer(box.name, error=exc)
 
     if len(boxes) == 1:
         return [ask(boxes[0])]

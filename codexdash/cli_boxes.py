@@ -37,7 +37,7 @@ def all_boxes(ctx: Context) -> list[Box]:
     """This box, then every configured one, in the order configured."""
     from codexdash.remote import SshBox
 
-    return [LocalBox(ctx.engine), *(SshBox(name, ctx.settings) for name in ctx.settings.hosts)]
+    return [ctx.box, *(SshBox(name, ctx.settings) for name in ctx.settings.hosts)]
 
 
 def _problem(answer: Answer) -> str:

@@ -152,22 +152,19 @@ class SshBox:
         return f"{self.settings.remote_command} {' '.join(shlex.quote(w) for w in words)}"
 
     def run(self, args: list[str], input: str | None = None, changes: bool = False) -> tuple[int, str, str]:
-        """Runs codexdash there: (exit status, stdout, stderr). Raises Unreachable when ssh
-        cannot connect or no answer comes in time."""
-        timeout = self.connect_timeout + (CHANGE_TIMEOUT if changes else self.connect_timeout)
-        argv = self.ssh_argv(self.command_line(args))
+        """Runs codexdash there: (exit status, stdout, stderr); `failure` reads a failed one.
+        Raises Unreachable when no answer comes in time."""
+        return self._ssh(self.command_line(args), input, self.connect_timeout + (CHANGE_TIMEOUT if changes else self.connect_timeout))
+
+    def _ssh(self, remote: str, input: str | None, timeout: float) -> tuple[int, str, str]:
         try:
-            done = subprocess.run(argv, input=input.encode() if input is not None else None,
-                                  stdin=subprocess.DEVNULL if input is None else None,
-                                  capture_output=True, timeout=timeout)
+            done = subprocess.run(self.ssh_argv(remote), input=input.encode() if input is not None else None,
+                                  stdin=subprocess.DEVNULL if input is None else None, capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise Unreachable(f"{self.name}: no answer within {timeout:g} s") from None
         except OSError as exc:
             raise BoxError(f"cannot run {self.settings.ssh_command[0]}: {exc.strerror} (set ssh / CODEXDASH_SSH)") from None
-        out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-        if done.returncode == 255:
-            raise Unreachable(f"{self.name}: unreachable: {_last_line(err) or 'the connection closed'}")
-        return done.returncode, out, err
+        return done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
 
     def failure(self, code: int, stderr: str) -> CodexdashError:
         """The error a failed command on the box stands for, naming the box."""
@@ -260,18 +257,10 @@ class SshBox:
     def ping(self) -> float:
         """Seconds for one round trip on the box's connection (opening it first if need be)."""
         started = time.monotonic()
-        code, _out, err = self._run_shell("exit 0")
+        code, _out, err = self._ssh("exit 0", None, 2 * self.connect_timeout)
         if code != 0:
             raise self.failure(code, err)
         return time.monotonic() - started
-
-    def _run_shell(self, text: str) -> tuple[int, str, str]:
-        argv = self.ssh_argv(text)
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=2 * self.connect_timeout)
-        except subprocess.TimeoutExpired:
-            raise Unreachable(f"{self.name}: no answer within {2 * self.connect_timeout:g} s") from None
-        return done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
 
     def disconnect(self) -> None:
         """Ends the shared connection to the box now rather than when it has been idle a while."""
