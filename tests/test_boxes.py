@@ -56,6 +56,7 @@ class Follow:
 def test_a_job_started_on_a_box_lives_there(fleet):
     job = start(fleet, "box1", "STREAM 60")
     assert job["host"] == "box1" and job["status"] == "running"
+    assert job["cwd"] == str(fleet.boxes["box1"].root / "home")  # the box's default, not a directory from here
     # It runs in box1's namespace, from box1's store; the ssh session that started it is over.
     box1 = fleet.boxes["box1"]
     assert box1.process(job["pid"]) is not None
