@@ -98,8 +98,6 @@ class Box(Protocol):
 
     def info(self) -> dict: ...
 
-    def close(self) -> None: ...
-
 
 def not_running_checks(job: dict) -> dict:
     """The identity report of a job that has no process to check any more."""
@@ -220,9 +218,6 @@ class LocalBox:
         except (CodexdashError, peewee.PeeweeException) as exc:
             data["db_error"] = str(exc)
         return data
-
-    def close(self) -> None:
-        pass
 
 
 class LocalFollower:

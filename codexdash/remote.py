@@ -262,14 +262,6 @@ class SshBox:
             raise self.failure(code, err)
         return time.monotonic() - started
 
-    def disconnect(self) -> None:
-        """Ends the shared connection to the box now rather than when it has been idle a while."""
-        argv = [*self.settings.ssh_command, "-o", f"ControlPath={control_dir()}/%C", "-O", "exit", "--", self.name]
-        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
-
-    def close(self) -> None:
-        pass  # the shared connection outlives us on purpose: the next command reuses it
-
 
 class SshFollower:
     """`logs --json` running on the box, read as it comes: rendered lines, then a FollowEnd.
