@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import re
 import sqlite3
 import sys
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="job database (env CODEXDASH_DB)")
     p.add_argument("--codex-home", help="Codex home (env CODEX_HOME, default ~/.codex)")
     p.add_argument("--codex", help="Codex command, split like a shell (env CODEXDASH_CODEX)")
+    p.add_argument("--host", metavar="NAME", help="run the command on that box, reached by ssh as NAME (local: this one)")
+    p.add_argument("--protocol", type=int, help=argparse.SUPPRESS)  # set by the codexdash that drives this one
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     s = sub.add_parser("start", help="start a Codex job, detached")
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("list", help="running and recent jobs")
     s.add_argument("--all", action="store_true", help="every job ever recorded")
+    s.add_argument("--all-hosts", action="store_true", help="this box and every configured one (hosts)")
     s.add_argument("--no-external", action="store_true", help="leave out Codex sessions codexdash did not start")
     s.add_argument("--json", action="store_true", help="print the jobs as JSON (stable keys)")
 
@@ -86,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     s.add_argument("--raw", action="store_true", help="the JSON lines as written (control characters made visible)")
     s.add_argument("--tail", "-n", type=int, default=None, metavar="N", help="only the last N events")
+    s.add_argument("--json", action="store_true", help="each line as JSON {style, text}, then {end: {status}}")
 
     s = sub.add_parser("diff", help="what a job changed: its files' diffs (Git), else the edits its session recorded")
     s.add_argument("job")
@@ -96,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("job")
     s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     s.add_argument("--force", action="store_true", help="skip the graceful steps: SIGKILL at once")
+    s.add_argument("--json", action="store_true", help="with --yes: the checks as run and the outcome, as JSON")
+
+    s = sub.add_parser("hosts", help="every configured box: reachable, round trip, versions, jobs by state")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("version", help="versions of codexdash, its protocol and Codex, and this box's jobs by state")
+    s.add_argument("--json", action="store_true")
 
     sub.add_parser("doctor", help="check the Codex command, CODEX_HOME and the database")
 
@@ -115,9 +127,25 @@ def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 class Context:
     """Settings and the engine, opened only by the commands that need them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, host: str | None = None) -> None:
         self.settings = settings
+        self.host = host
         self._engine = None
+        self._box = None
+
+    @property
+    def remote(self) -> bool:
+        """--host names another box: the command runs there."""
+        return self.host not in (None, "local")
+
+    @property
+    def box(self):
+        """The box the command runs on (boxes.Box): this one unless --host names another."""
+        if self._box is None:
+            from codexdash.boxes import open_box
+
+            self._box = open_box(self.settings, self.host, lambda: self.engine)
+        return self._box
 
     @property
     def engine(self):
@@ -152,9 +180,17 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         args.extra = extra
         _check_text_arguments(args)
-        ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex))
+        if args.protocol is not None:
+            from codexdash.protocol import accept
+
+            accept(args.protocol)
+        ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex), host=args.host)
         if args.command is None:
             return _dashboard(ctx)
+        if ctx.remote:
+            from codexdash.cli_boxes import on_box
+
+            return on_box(args.command, COMMANDS[args.command])(args, ctx)
         if args.command in LOOKS:
             from codexdash.store import looking
 
@@ -205,6 +241,8 @@ def _undecodable(text: str) -> str | None:
 
 
 def _dashboard(ctx: Context) -> int:
+    if ctx.remote:
+        raise BadInput("--host takes a command (the dashboard runs here and shows every configured box)")
     from codexdash.ui.app import run_dashboard
 
     return run_dashboard(ctx.engine)
@@ -265,46 +303,60 @@ def cmd_retry(args, ctx: Context) -> int:
 
 
 def cmd_list(args, ctx: Context) -> int:
-    from codexdash.external import short_id
-    from codexdash.render import sanitize
+    if args.all_hosts:
+        from codexdash.cli_boxes import list_all_hosts
 
+        return list_all_hosts(args, ctx)
+    rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
-        _out(ctx.engine.listing(all_history=args.all, external=not args.no_external))
+        _out(rows)
         return 0
-    views = ctx.engine.refresh(all_history=args.all)
-    externals = [] if args.no_external else ctx.engine.external_sessions(all_history=args.all)
-    if not views and not externals:
+    if not rows:
         print("no jobs" + ("" if args.all else " running or recent (--all for every job)"))
         return 0
-    header = ("ID", "NAME", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")
-    dated = []
-    now = time.time()
-    for e in externals:  # read-only: no marker, so codexdash never signals them
-        elapsed = (e.ended_at or now) - e.created_at
-        dated.append((e.created_at, (
-            "~" + short_id(e.session_id), sanitize(fmt.title(e.prompt, 24)), fmt.status_label(e.status), str(e.pid or "-"), fmt.duration(elapsed),
-            "-", "-", fmt.tokens(e.tokens), sanitize(fmt.path_end(e.cwd or "-", 30)),
-            sanitize(fmt.one_line(e.prompt, 40)),
-        )))
-    for v in views:
-        j = v.job
-        dated.append((j.created_at, (
-            j.id,
-            sanitize(fmt.one_line(j.name or fmt.title(j.prompt), 24)),
-            fmt.status_label(j.status),
-            str(j.pid or "-"),
-            fmt.duration(v.elapsed) if v.elapsed is not None else fmt.duration(now - j.created_at) + " ago",
-            f"{v.stats.cpu_percent:.0f}%" if v.stats else "-",
-            fmt.size(v.stats.rss_bytes) if v.stats else "-",
-            fmt.tokens(v.total_tokens),
-            sanitize(fmt.path_end(j.cwd, 30)),
-            sanitize(fmt.one_line(j.prompt, 40)),
-        )))
-    rows = [header] + [row for _at, row in sorted(dated, key=lambda d: d[0], reverse=True)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    print_jobs(rows)
     return 0
+
+
+def _epoch(iso: str | None) -> float | None:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() if iso else None
+
+
+def print_jobs(rows: list[dict], host_column: bool = False) -> None:
+    """Jobs as a table, from their JSON (so the rows of any box print alike). Sessions
+    codexdash did not start are named `~` and the end of their session id."""
+    from codexdash.external import short_id
+    from codexdash.render import sanitize
+    from codexdash.store import JobStatus
+
+    table = [("ID", *(("HOST",) if host_column else ()), "NAME", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")]
+    now = time.time()
+    for j in rows:
+        created, ended = _epoch(j["created_at"]), _epoch(j["ended_at"])
+        if j["status"] in JobStatus.LIVE or j["status"] == "running":
+            when = fmt.duration(now - created)
+        elif ended is not None and j["status"] != JobStatus.FAILED_TO_START:
+            when = fmt.duration(ended - created)
+        else:
+            when = fmt.duration(now - created) + " ago"
+        table.append((
+            "~" + short_id(j["id"]) if j.get("external") else j["id"],
+            *((sanitize(j.get("host") or "local"),) if host_column else ()),
+            sanitize(fmt.one_line(j.get("name") or fmt.title(j["prompt"]), 24)),
+            fmt.status_label(j["status"]),
+            str(j["pid"] or "-"),
+            when,
+            f"{j['cpu_percent']:.0f}%" if j.get("cpu_percent") is not None else "-",
+            fmt.size(j["rss_bytes"]) if j.get("rss_bytes") is not None else "-",
+            fmt.tokens(j["tokens"]),
+            sanitize(fmt.path_end(j["cwd"] or "-", 30)),
+            sanitize(fmt.one_line(j["prompt"], 40)),
+        ))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def _job_or_session(ctx: Context, ref: str):
@@ -320,66 +372,55 @@ def _job_or_session(ctx: Context, ref: str):
 
 
 def cmd_show(args, ctx: Context) -> int:
-    from codexdash.identity import verify
-    from codexdash.jobs import iso_time
-    from codexdash.render import sanitize
-    from codexdash.store import JobEvent
-
-    engine = ctx.engine
-    job, session = _job_or_session(ctx, args.job)
-    if session is not None:
-        data = session.as_json(iso_time)
-        if args.json:
-            _out(data)
-            return 0
-        for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "tokens", "session_file", "error"):
-            if data.get(key) is not None:
-                print(f"{key:>13}: {sanitize(str(data[key]))}")
-        print(f"{'prompt':>13}: {sanitize(fmt.one_line(session.prompt, 200))}")
-        print(f"{'':>13}  not started by codexdash: read-only")
-        return 0
-    view = engine.refresh([job])[0]
-    engine.session_file(job)
-    report = verify(job) if job.is_live else None
-    if report:
-        report.close()
-    events = list(job.events.order_by(JobEvent.at))
-    data = view.as_json()
-    data.update(
-        marker=job.marker,
-        argv=job.argv_list,
-        detail=job.detail,
-        identity=report.as_dict() if report else None,
-        history=[{"at": e.at, "kind": e.kind, "from": e.from_status, "to": e.to_status, "detail": e.detail_data} for e in events],
-    )
+    data = ctx.box.show(args.job)
     if args.json:
         _out(data)
         return 0
-    engine.worktree(job)
-    data["worktree"] = job.worktree
-    for key in ("id", "status", "pid", "cwd", "worktree", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id",
-                "session_file", "detail", "error"):
-        if data.get(key) is not None:
-            print(f"{key:>13}: {sanitize(str(data[key]))}")
-    print(f"{'prompt':>13}: {sanitize(fmt.one_line(job.prompt, 200))}")
-    if report:
-        print("identity checks:")
-        for c in report.checks:
-            print(f"  {'✔' if c.ok else '✖'} {c.name}: {sanitize(c.detail)}")
-    print("history:")
-    for e in events:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
-        if e.kind == "state":
-            what = f"{e.from_status or ''} → {e.to_status}"
-        elif e.kind == "notify":
-            what = f"notify ({e.detail_data.get('event')}): {e.detail_data.get('outcome')}"
-        elif e.kind == "stalled":
-            what = "stalled: its session file has not grown since " + time.strftime(
-                "%H:%M:%S", time.localtime(e.detail_data.get("silent_since") or e.at))
-        else:
-            what = f"{e.kind}: {e.detail_data.get('outcome')}"
-        print(f"  {when}  {what}")
+    print_job(data)
     return 0
+
+
+def print_job(data: dict) -> None:
+    """A job as `show` prints it, from its JSON."""
+    from codexdash.render import sanitize
+
+    for key in ("id", "name", "host", "status", "pid", "cwd", "worktree", "model", "created_at", "ended_at", "exit_code",
+                "tokens", "session_id", "session_file", "parent_id", "retry_of", "detail", "error"):
+        if data.get(key) is not None and not (key == "host" and data[key] == "local"):
+            print(f"{key:>13}: {sanitize(str(data[key]))}")
+    print(f"{'prompt':>13}: {sanitize(fmt.one_line(data['prompt'], 200))}")
+    if data.get("argv"):
+        print(f"{'command':>13}: {sanitize(shlex.join(data['argv']))[:400]}")
+    if data.get("external"):
+        print(f"{'':>13}  not started by codexdash: read-only")
+        return
+    if data.get("identity"):
+        print("identity checks:")
+        print_checks(data["identity"])
+    print("history:")
+    for e in data.get("history") or []:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["at"]))
+        detail = e.get("detail") or {}
+        if e["kind"] == "state":
+            what = f"{e['from'] or ''} → {e['to']}"
+        elif e["kind"] == "notify":
+            what = f"notify ({detail.get('event')}): {detail.get('outcome')}"
+        elif e["kind"] == "stalled":
+            what = "stalled: its session file has not grown since " + time.strftime(
+                "%H:%M:%S", time.localtime(detail.get("silent_since") or e["at"]))
+        else:
+            what = f"{e['kind']}: {detail.get('outcome')}"
+        print(f"  {when}  {what}")
+
+
+def print_checks(identity: dict) -> None:
+    """Identity checks as run (`IdentityReport.as_dict()`), one line each."""
+    from codexdash.render import sanitize
+
+    if identity.get("cmdline"):
+        print(f"  command: {sanitize(' '.join(identity['cmdline']))[:300]}")
+    for c in identity["checks"]:
+        print(f"  {'✔' if c['ok'] else '✖'} {c['name']}: {sanitize(c['detail'])}")
 
 
 def _style(line, color: bool) -> str:
@@ -393,6 +434,10 @@ def cmd_logs(args, ctx: Context) -> int:
     from codexdash.render import render_event, render_raw, render_tokens
     from codexdash.tail import Appended, is_compressed, open_session, open_session_raw, session_from, watch_files
 
+    if args.json or ctx.host is not None:
+        from codexdash.cli_boxes import logs_over_box
+
+        return logs_over_box(args, ctx)
     job = None
     path = Path(args.target).expanduser()
     if not path.is_file():
@@ -525,8 +570,11 @@ def cmd_diff(args, ctx: Context) -> int:
 
 def cmd_kill(args, ctx: Context) -> int:
     from codexdash.kill import KillRefused, describe_plan, kill_job
-    from codexdash.render import sanitize
 
+    if args.json:
+        from codexdash.cli_boxes import kill_json
+
+        return kill_json(args, ctx)
     engine = ctx.engine
     job, session = _job_or_session(ctx, args.job)
     if session is not None:
@@ -535,10 +583,7 @@ def cmd_kill(args, ctx: Context) -> int:
 
     def show_checks(report) -> None:
         print(f"job {job.id}  pid {job.pid}")
-        if report.cmdline:
-            print(f"  command: {sanitize(' '.join(report.cmdline))[:300]}")
-        for c in report.checks:
-            print(f"  {'✔' if c.ok else '✖'} {c.name}: {sanitize(c.detail)}")
+        print_checks(report.as_dict())
 
     def confirm(report, plan) -> bool:
         show_checks(report)
@@ -561,9 +606,7 @@ def cmd_kill(args, ctx: Context) -> int:
 
 
 def cmd_doctor(args, ctx: Context) -> int:
-    import subprocess
-
-    from codexdash.jobs import resolve_codex_command
+    from codexdash.boxes import codex_version
 
     s = ctx.settings
     problems = 0
@@ -573,16 +616,8 @@ def cmd_doctor(args, ctx: Context) -> int:
         problems += 0 if ok else 1
         print(f"{'✔' if ok else '✖'} {text}")
 
-    try:
-        command = resolve_codex_command(s.codex_command)
-        try:
-            done = subprocess.run([*command, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
-            version = (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr).strip() else "?"
-            line(done.returncode == 0, f"Codex command: {' '.join(command)} ({version})")
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            line(False, f"Codex command: {' '.join(command)} does not answer --version: {exc}")
-    except BadInput as exc:
-        line(False, str(exc))
+    ok, command, said = codex_version(s.codex_command)
+    line(ok, said if command is None else f"Codex command: {' '.join(command)} ({said})")
     home = s.codex_home
     if home.is_dir():
         from codexdash.session_files import iter_session_files
@@ -622,6 +657,19 @@ def cmd_demo(args, ctx: Context) -> int:
 # Commands that only look: on a read-only database they work on an in-memory copy.
 LOOKS = {"list", "show", "logs", "doctor"}
 
+
+def cmd_hosts(args, ctx: Context) -> int:
+    from codexdash.cli_boxes import hosts
+
+    return hosts(args, ctx)
+
+
+def cmd_version(args, ctx: Context) -> int:
+    from codexdash.cli_boxes import version
+
+    return version(args, ctx)
+
+
 COMMANDS = {
     "start": cmd_start,
     "resume": cmd_resume,
@@ -634,4 +682,6 @@ COMMANDS = {
     "kill": cmd_kill,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
+    "hosts": cmd_hosts,
+    "version": cmd_version,
 }

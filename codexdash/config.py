@@ -1,7 +1,8 @@
 """Settings: defaults, then the config file, then the environment, then command-line flags.
 
 The names are fixed (users script against them): CODEX_HOME, CODEXDASH_DB, CODEXDASH_CODEX,
-CODEXDASH_NOTIFY_COMMAND.
+CODEXDASH_NOTIFY_COMMAND, and
+for other boxes CODEXDASH_HOSTS, CODEXDASH_SSH, CODEXDASH_REMOTE (`hosts`, `ssh`, `remote_command`).
 
 Every value is checked here, once, when it is read: its type and its range. A bad one is a
 BadInput (exit 2) naming the setting and where it came from; nothing else in codexdash has to
@@ -42,7 +43,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "notify_timeout": (0.0, 3600.0, False),
     "stall_after": (1.0, 86400.0, True),
 }
-FILE_KEYS = ("codex_home", "db", "codex", "notify_command", "watch", *RANGES)
+FILE_KEYS = ("codex_home", "db", "codex", "notify_command", "watch", "hosts", "ssh", "remote_command", *RANGES)
 
 
 def default_db_path() -> Path:
@@ -70,6 +71,11 @@ class Settings:
     stall_after: float = STALL_SECONDS
     # Each start makes sure a watcher follows the live jobs until they end (watcher.py).
     watch: bool = True
+    # Other boxes, as the operator's ssh knows them; the ssh command (split like a shell); and
+    # the command run there (shell text for the box's login shell).
+    hosts: tuple[str, ...] = ()
+    ssh_command: tuple[str, ...] = ("ssh",)
+    remote_command: str = "codexdash"
 
     def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -149,6 +155,21 @@ def seconds(value: object, name: str, key: str) -> float:
     return number
 
 
+def host_names(names: list[object], source: str) -> tuple[str, ...]:
+    """Box names as given, checked: each must reach ssh as one host argument, never an option."""
+    seen: list[str] = []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise BadInput(f"{source}: a host must be a non-empty name, got {name!r}")
+        if name.startswith("-") or not name.isprintable() or any(c.isspace() for c in name):
+            raise BadInput(f"{source}: {name!r} is not a host name (no spaces, control characters or leading '-')")
+        if name == "local":
+            raise BadInput(f"{source}: 'local' names this box; leave it out of the hosts")
+        if name not in seen:
+            seen.append(name)
+    return tuple(seen)
+
+
 def _where(path: Path) -> str:
     text = str(path)
     return f"config file {text if text.isprintable() else _shown(text)}"
@@ -195,7 +216,21 @@ def _from_file(path: Path, warn: Callable[[str], None]) -> dict[str, object]:
         if not isinstance(data["watch"], bool):
             raise BadInput(f"{src}: watch must be true or false, got {_kind(data['watch'])}")
         values["watch"] = data["watch"]
+    if "hosts" in data:
+        if not isinstance(data["hosts"], list):
+            raise BadInput(f"{src}: hosts must be a list of names, e.g. hosts = [\"box1\", \"gpu-2\"]")
+        values["hosts"] = host_names(data["hosts"], f"{src}: hosts")
+    if "ssh" in data:
+        values["ssh_command"] = _command(data["ssh"], f"{src}: ssh", "the ssh command")
+    if "remote_command" in data:
+        values["remote_command"] = _remote_command(data["remote_command"], f"{src}: remote_command")
     return values
+
+
+def _remote_command(value: object, source: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{source}: the command run on a box must be a non-empty string")
+    return value.strip()
 
 
 def _warn_on_stderr(message: str) -> None:
@@ -229,6 +264,12 @@ def load_settings(
     if env.get("CODEXDASH_NOTIFY_COMMAND"):
         values["notify_command"] = split_command(
             env["CODEXDASH_NOTIFY_COMMAND"], "CODEXDASH_NOTIFY_COMMAND", "the notify command")
+    if "CODEXDASH_HOSTS" in env:  # set but empty: no other boxes, whatever the file says
+        values["hosts"] = host_names([h.strip() for h in env["CODEXDASH_HOSTS"].split(",") if h.strip()], "CODEXDASH_HOSTS")
+    if env.get("CODEXDASH_SSH"):
+        values["ssh_command"] = split_command(env["CODEXDASH_SSH"], "CODEXDASH_SSH", "the ssh command")
+    if env.get("CODEXDASH_REMOTE"):
+        values["remote_command"] = _remote_command(env["CODEXDASH_REMOTE"], "CODEXDASH_REMOTE")
     if codex_home is not None:
         values["codex_home"] = _path(codex_home, "--codex-home")
     if db is not None:

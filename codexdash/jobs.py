@@ -213,6 +213,7 @@ def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None =
         "retry_of": data.get("retry_of"),
         "external": False,
         "worktree": data.get("worktree"),
+        "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
     }
 
 

@@ -452,3 +452,18 @@ def watch_files(paths: Iterable[Path], stop_event, timeout_ms: int = 1000) -> It
                 break
         if not switch:
             return
+
+
+def last_raw_lines(path: Path, n: int) -> tuple[list[bytes], int]:
+    """The last `n` complete lines of a session file as written, and the offset they end at."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        end = last_line_end(fd, os.fstat(fd).st_size)
+        lines = []
+        for line in iter_lines_backward(fd, end):
+            if len(lines) >= n:
+                break
+            lines.append(line)
+    finally:
+        os.close(fd)
+    return lines[::-1], end

@@ -1,0 +1,375 @@
+"""A box: a machine whose jobs codexdash starts, watches, verifies and kills.
+
+The CLI and the dashboard reach every box through one interface, `Box`. Two implementations:
+`LocalBox`, the engine in this process, and `SshBox` (remote.py), which runs codexdash on the
+other box through the operator's own ssh. PIDs, identity checks and kills mean something only
+on the box that owns the process, so a box always does its own verifying and killing; what
+crosses the seam is the CLI's JSON (protocol.py), the same shapes from either side:
+- a job: `jobs.job_json`, with `host` ("local" for this box, else the name it was reached by);
+- `show`: a job with `marker`, `argv`, `detail`, `identity` (the checks as the box ran them)
+  and `history`;
+- `kill`: `job`, `outcome`, `stopped`, `identity`, `sent`, `swept`, `seconds`, `error`;
+- `follow`: rendered lines (`render.Line`) and, when the session is over, one `FollowEnd`;
+- `info`: versions, protocol, and the box's jobs by state.
+No textual here: the dashboard is a client of this module like the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from codexdash import __version__, protocol
+from codexdash.config import Settings
+from codexdash.errors import BadInput, CodexdashError, Refused
+from codexdash.render import Line
+
+LOCAL = "local"
+
+
+class BoxError(CodexdashError):
+    """A box did not answer as it should: its message names the box."""
+
+
+class Unreachable(BoxError):
+    """The box could not be reached (ssh failed to connect, or no answer in time)."""
+
+
+class ConnectionLost(BoxError):
+    """The connection to the box went away in the middle of a command (a follow)."""
+
+
+class ProtocolMismatch(BoxError):
+    """The box's codexdash is too old or too new to be driven by this one."""
+
+
+@dataclass(frozen=True)
+class FollowEnd:
+    """The last item of a follow: the session is over (or was read once, not followed)."""
+
+    status: str | None  # the job's status then; None when a session file was read, not a job
+
+
+class Follower(Protocol):
+    def __iter__(self) -> Iterator[Line | FollowEnd]: ...
+
+    def close(self) -> None:
+        """Stops the follow from any thread; the iteration ends soon after."""
+
+
+@dataclass
+class StartSpec:
+    prompt: str
+    cwd: str | None = None  # None: this box's current directory; on another box, its default (home)
+    model: str | None = None
+    sandbox: str | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+
+class Box(Protocol):
+    name: str
+
+    def jobs(self, all_history: bool = False, external: bool = True) -> list[dict]:
+        """Running and recent jobs (every job with all_history), newest first, live ones refreshed."""
+
+    def show(self, ref: str) -> dict: ...
+
+    def verify(self, ref: str) -> dict:
+        """The identity checks of the job's process, run on the box: {pid, ok, checks, cmdline}."""
+
+    def start(self, spec: StartSpec) -> dict: ...
+
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict: ...
+
+    def retry(self, ref: str) -> dict: ...
+
+    def kill(self, ref: str, force: bool = False) -> dict:
+        """Verifies and kills on the box; a refusal is an outcome (with the checks), not an error."""
+
+    def follow(self, target: str, raw: bool = False, tail: int | None = None, follow: bool = True) -> Follower: ...
+
+    def info(self) -> dict: ...
+
+
+def not_running_checks(job: dict) -> dict:
+    """The identity report of a job that has no process to check any more."""
+    detail = f"job {job['id']} is {job['status']}: there is no process to check"
+    return {"pid": job.get("pid"), "ok": False, "checks": [{"name": "state", "ok": False, "detail": detail}], "cmdline": []}
+
+
+def codex_version(command: Iterable[str]) -> tuple[bool, list[str] | None, str]:
+    """Whether the Codex command answers `--version`: (ok, the command made absolute or None
+    when it is not found, what it said or why it could not say it)."""
+    from codexdash.jobs import resolve_codex_command
+
+    try:
+        argv = resolve_codex_command(tuple(command))
+    except BadInput as exc:
+        return False, None, str(exc)
+    try:
+        done = subprocess.run([*argv, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, argv, f"does not answer --version: {exc}"
+    said = (done.stdout or done.stderr).strip()
+    return done.returncode == 0, argv, said.splitlines()[0] if said else "?"
+
+
+class LocalBox:
+    """This box: the engine in this process."""
+
+    name = LOCAL
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def jobs(self, all_history: bool = False, external: bool = True) -> list[dict]:
+        return self.engine.listing(all_history=all_history, external=external)
+
+    def show(self, ref: str) -> dict:
+        from codexdash.errors import BadInput
+        from codexdash.jobs import iso_time
+        from codexdash.store import JobEvent
+
+        engine = self.engine
+        try:
+            job = engine.find(ref)
+        except BadInput:
+            session = engine.find_external(ref.lstrip("~"))  # a Codex session started elsewhere
+            if session is None:
+                raise
+            return {**session.as_json(iso_time), "identity": None, "history": []}
+        view = engine.refresh([job])[0]
+        engine.session_file(job)
+        engine.worktree(job)
+        data = view.as_json()
+        data.update(
+            marker=job.marker,
+            argv=job.argv_list,
+            detail=job.detail,
+            identity=self._checks(job) if job.is_live else None,
+            history=[{"at": e.at, "kind": e.kind, "from": e.from_status, "to": e.to_status, "detail": e.detail_data}
+                     for e in job.events.order_by(JobEvent.at)],
+        )
+        return data
+
+    @staticmethod
+    def _checks(job) -> dict:
+        from codexdash.identity import verify
+
+        report = verify(job)
+        report.close()
+        return report.as_dict()
+
+    def verify(self, ref: str) -> dict:
+        from codexdash.jobs import job_json
+
+        job = self.engine.find(ref)
+        self.engine.reconcile(job)
+        return self._checks(job) if job.is_live else not_running_checks(job_json(job.__data__))
+
+    def start(self, spec: StartSpec) -> dict:
+        from codexdash.jobs import StartRequest, job_json
+
+        request = StartRequest(prompt=spec.prompt, cwd=spec.cwd or os.getcwd(), model=spec.model,
+                               sandbox=spec.sandbox, extra_args=list(spec.extra_args))
+        return job_json(self.engine.start(request).__data__)
+
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict:
+        from codexdash.jobs import job_json
+
+        parent = self.engine.find(ref)
+        return job_json(self.engine.resume(parent, prompt, model=model, sandbox=sandbox).__data__)
+
+    def retry(self, ref: str) -> dict:
+        from codexdash.jobs import job_json
+
+        return job_json(self.engine.retry(self.engine.find(ref)).__data__)
+
+    def kill(self, ref: str, force: bool = False) -> dict:
+        from codexdash.jobs import job_json
+        from codexdash.kill import KillRefused, kill_job
+
+        job = self.engine.find(ref)
+        try:
+            result = kill_job(self.engine, job, force=force)
+        except KillRefused as exc:
+            return {"job": job_json(job.__data__), "outcome": "refused", "stopped": False,
+                    "identity": exc.report.as_dict(), "sent": [], "swept": 0, "seconds": 0.0, "error": str(exc)}
+        return {"job": job_json(job.__data__), "outcome": "stopped" if result.stopped else "survivors",
+                "stopped": result.stopped, "identity": result.report.as_dict(), "sent": result.sent,
+                "swept": result.swept, "seconds": round(result.seconds, 3),
+                "error": None if result.stopped else f"job {job.id}: processes carrying its marker survived the kill"}
+
+    def follow(self, target: str, raw: bool = False, tail: int | None = None, follow: bool = True) -> LocalFollower:
+        return LocalFollower(self.engine, target, raw=raw, tail=tail, follow=follow)
+
+    def info(self) -> dict:
+        import peewee
+
+        from codexdash.store import Job, JobStatus
+
+        ok, _command, codex = codex_version(self.engine.settings.codex_command)
+        data = {"host": LOCAL, "hostname": socket.gethostname(), "codexdash": __version__,
+                "protocol": protocol.PROTOCOL, "oldest_protocol": protocol.OLDEST,
+                "codex": codex if ok else None, "codex_error": None if ok else codex, "jobs": None, "db_error": None}
+        try:
+            self.engine.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))
+            counts = Job.select(Job.status, peewee.fn.COUNT(Job.id).alias("n")).group_by(Job.status).tuples()
+            data["jobs"] = {status: n for status, n in counts}
+        except (CodexdashError, peewee.PeeweeException) as exc:
+            data["db_error"] = str(exc)
+        return data
+
+
+class LocalFollower:
+    """A job's session (or a session file) on this box as rendered lines, then a FollowEnd.
+
+    Built on the one follow step every follower shares (`OpenedSession.read_more`), woken by
+    file events; a followed job is looked at once a second and the follow ends with it."""
+
+    WAIT_FOR_FILE = 0.2  # Codex creates its file a moment after it starts
+    LOOK_EVERY = 1.0
+
+    def __init__(self, engine, target: str, raw: bool, tail: int | None, follow: bool) -> None:
+        if tail is not None and tail < 0:
+            raise BadInput("--tail takes a number of events, 0 or more")
+        self.engine, self.raw, self.tail, self.follow = engine, raw, tail, follow
+        self._stop = threading.Event()
+        self.job = None
+        self.path = self._resolve(target)
+
+    def _resolve(self, target: str) -> Path:
+        path = Path(target).expanduser()
+        if path.is_file():
+            return path
+        if os.sep in target or target.endswith(".jsonl"):
+            raise BadInput(f"no session file {target}")
+        job = self.job = self.engine.find(target)
+        found = self.engine.session_file(job)
+        while found is None and self.follow and job.is_live and not self._stop.is_set():
+            self._stop.wait(self.WAIT_FOR_FILE)
+            self.engine.reconcile(job)
+            found = self.engine.session_file(job)
+        if found is None:
+            raise Refused(f"job {job.id} has no session file (yet)")
+        return Path(found)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def __iter__(self) -> Iterator[Line | FollowEnd]:
+        try:
+            yield from self._lines()
+        except OSError as exc:
+            raise Refused(f"cannot read {self.path}: {exc.strerror}") from None
+
+    def _lines(self) -> Iterator[Line | FollowEnd]:
+        from codexdash.events import Event, Kind
+        from codexdash.render import render_event, render_raw, render_tokens
+        from codexdash.tail import last_raw_lines, open_session, session_from, watch_files
+
+        tokens: list[int] = []
+
+        def rendered(events, raw_lines) -> Iterator[Line]:
+            if self.raw:
+                yield from (render_raw(line) for line in raw_lines)
+                return
+            for event in events:
+                if event.tokens is not None:
+                    tokens.append(event.tokens)
+                yield from render_event(event)
+
+        def notice(text: str) -> Iterator[Line]:
+            if not self.raw:  # raw output stays the lines as written
+                yield from render_event(Event(Kind.NOTICE, text))
+
+        def end() -> Iterator[Line | FollowEnd]:
+            if tokens and not self.raw:
+                yield render_tokens(tokens[-1])
+            yield FollowEnd(self.job.status if self.job is not None else None)
+
+        if self.tail is not None and self.raw:
+            raws, end_offset = last_raw_lines(self.path, self.tail)
+            session = session_from(self.path, offset=end_offset)
+            yield from rendered([], raws)
+        elif self.tail is not None:
+            session = open_session(self.path, last=self.tail)
+            if session.truncated:
+                yield from notice("earlier events not shown")
+            yield from rendered(session.events, session.lines)
+        else:
+            session = session_from(self.path)
+            first = session.read_more()
+            yield from rendered(first.events, first.lines)
+        if not self.follow:
+            yield from end()
+            return
+        last_look, last_problem = time.monotonic(), None
+        for _changed in watch_files([self.path], self._stop, timeout_ms=1000):
+            more = session.read_more()
+            if more.reset:
+                yield from notice("the file was truncated or replaced: reading it again")
+            if more.problem != last_problem and more.problem:
+                yield from notice(more.problem)
+            last_problem = more.problem
+            yield from rendered(more.events, more.lines)
+            if self.job is not None and time.monotonic() - last_look >= self.LOOK_EVERY:
+                last_look = time.monotonic()
+                self.engine.reconcile(self.job)
+                if not self.job.is_live:
+                    last = session.read_more()
+                    yield from rendered(last.events, last.lines)
+                    yield from end()
+                    return
+
+
+# ---- every box at once ------------------------------------------------------------------------
+
+
+def open_box(settings: Settings, name: str | None, engine: Callable[[], object]) -> Box:
+    """The box called `name` (None or "local": this one, over the engine `engine()` returns)."""
+    if name is None or name == LOCAL:
+        return LocalBox(engine())
+    from codexdash.config import host_names
+    from codexdash.remote import SshBox
+
+    host_names([name], "--host")
+    return SshBox(name, settings)
+
+
+@dataclass
+class Answer:
+    """What one box answered to a question asked of every box, or why it did not."""
+
+    box: str
+    value: object = None
+    error: CodexdashError | None = None
+
+
+def ask_all(boxes: list[Box], question: Callable[[Box], object]) -> list[Answer]:
+    """Asks every box at once, each in its own thread: a slow or unreachable box costs its own
+    timeout, never the others'. Answers come back in the order of `boxes`."""
+
+    def ask(box: Box) -> Answer:
+        try:
+            return Answer(box.name, value=question(box))
+        except CodexdashError as exc:
+            return Answer(box.name, error=exc)
+
+    if len(boxes) == 1:
+        return [ask(boxes[0])]
+    # The local box runs here: its engine's database connection belongs to this thread.
+    local = [i for i, box in enumerate(boxes) if isinstance(box, LocalBox)]
+    with ThreadPoolExecutor(max_workers=len(boxes)) as pool:
+        futures = {i: pool.submit(ask, box) for i, box in enumerate(boxes) if i not in local}
+        answers = {i: ask(boxes[i]) for i in local}
+        answers.update({i: f.result() for i, f in futures.items()})
+    return [answers[i] for i in range(len(boxes))]

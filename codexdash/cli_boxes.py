@@ -1,0 +1,246 @@
+"""The command line over boxes: `--host NAME`, `list --all-hosts`, `hosts`, `version`, and the
+JSON forms of `logs` and `kill` that one codexdash reads from another (protocol.py).
+
+Every command here talks to a `boxes.Box` and prints what it answers, so it reads the same for
+this box and for one reached by ssh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from codexdash.boxes import LOCAL, Answer, Box, FollowEnd, LocalBox, ProtocolMismatch, StartSpec, Unreachable, ask_all
+from codexdash.cli import Context, _out, _style, print_checks, print_jobs
+from codexdash.errors import BadInput, Refused
+from codexdash.render import sanitize
+from codexdash.store import JobStatus
+
+STATE_ORDER = [*JobStatus.LIVE, *JobStatus.FINISHED]
+
+
+def on_box(command: str, here):
+    """The handler of `command` when --host names another box: the commands that only look
+    are the same over any box; the rest say here how they reach one."""
+    return {
+        "start": start_on_box,
+        "resume": resume_on_box,
+        "retry": retry_on_box,
+        "kill": kill_on_box,
+        "doctor": doctor_on_box,
+        "demo": demo_on_box,
+    }.get(command, here)
+
+
+def all_boxes(ctx: Context) -> list[Box]:
+    """This box, then every configured one, in the order configured."""
+    from codexdash.remote import SshBox
+
+    return [ctx.box, *(SshBox(name, ctx.settings) for name in ctx.settings.hosts)]
+
+
+def _problem(answer: Answer) -> str:
+    return " ".join(str(answer.error).split())  # always one line
+
+
+# ---- commands that start a job ----------------------------------------------------------------
+
+
+def _prompt(text: str) -> str:
+    return sys.stdin.read() if text == "-" else text
+
+
+def _started(job: dict, as_json: bool) -> int:
+    if as_json:
+        _out(job)
+    else:
+        print(f"{job['id']} {job['pid']}")
+    return 0
+
+
+def start_on_box(args, ctx: Context) -> int:
+    # No --cwd: the box's own default (the home directory ssh starts in), never a path from here.
+    spec = StartSpec(prompt=_prompt(args.prompt), cwd=args.cwd, model=args.model, sandbox=args.sandbox, extra_args=args.extra)
+    return _started(ctx.box.start(spec), args.json)
+
+
+def resume_on_box(args, ctx: Context) -> int:
+    return _started(ctx.box.resume(args.job, _prompt(args.prompt), model=args.model, sandbox=args.sandbox), args.json)
+
+
+def retry_on_box(args, ctx: Context) -> int:
+    return _started(ctx.box.retry(args.job), args.json)
+
+
+# ---- kill: the box verifies and kills ----------------------------------------------------------
+
+
+def kill_json(args, ctx: Context) -> int:
+    """`kill --yes --json`: the checks as this box ran them and the outcome, as one JSON object."""
+    if not args.yes:
+        raise BadInput("kill --json needs --yes: a kill read by a program cannot be confirmed")
+    result = ctx.box.kill(args.job, force=args.force)
+    _out(result)
+    if result["error"]:
+        sys.stderr.write(f"codexdash: {result['error']}\n")
+    return 0 if result["stopped"] else 1
+
+
+def kill_on_box(args, ctx: Context) -> int:
+    """The box verifies and kills; here its checks are shown as it ran them. Nothing is
+    signalled from here: a PID means something only on its own box. Asked first (without
+    --yes), the box runs the checks once to show them and again when it kills."""
+    if args.json:
+        return kill_json(args, ctx)
+    box = ctx.box
+    if not args.yes:
+        identity = box.verify(args.job)
+        print(f"job {args.job} on {box.name}  pid {identity['pid']}")
+        print_checks(identity)
+        if not identity["ok"]:
+            raise Refused(f"{box.name}: refusing to kill job {args.job}: "
+                          + "; ".join(f"{c['name']}: {c['detail']}" for c in identity["checks"] if not c["ok"]))
+        plan = "SIGKILL" if args.force else "SIGINT, then SIGTERM, then SIGKILL after the box's grace periods"
+        print(f"  will send: {plan}, on {box.name}, to the process group; then anything left carrying the marker")
+        if not sys.stdin.isatty():
+            raise BadInput("not a terminal: pass --yes to kill without asking")
+        if input(f"Kill job {args.job} on {box.name}? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise Refused("kill cancelled; nothing was sent")
+    result = box.kill(args.job, force=args.force)
+    job = result["job"]
+    print(f"job {job['id']} on {box.name}  pid {job['pid']}: checks as {box.name} ran them")
+    print_checks(result["identity"])
+    if result["outcome"] == "refused":
+        raise Refused(f"{box.name}: {result['error']}")
+    print(f"job {job['id']} on {box.name}: {job['status']} after {result['seconds']:.2f} s ({', '.join(result['sent'])})")
+    return 0 if result["stopped"] else 1
+
+
+# ---- following a session -----------------------------------------------------------------------
+
+
+def logs_over_box(args, ctx: Context) -> int:
+    """`logs` through the box interface: rendered lines (JSON lines with --json, which is what
+    another codexdash reads), ending when the job does."""
+    color = not args.json and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    out = sys.stdout
+    follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+    try:
+        for item in follower:
+            if isinstance(item, FollowEnd):
+                if args.json:
+                    out.write(json.dumps({"end": {"status": item.status}}) + "\n")
+                break
+            out.write((json.dumps({"style": item.style, "text": item.text}) if args.json else _style(item, color)) + "\n")
+            if args.follow:
+                out.flush()
+    finally:
+        follower.close()
+    out.flush()
+    return 0
+
+
+# ---- what every box says -----------------------------------------------------------------------
+
+
+def list_all_hosts(args, ctx: Context) -> int:
+    """The jobs of this box and every configured one, newest first; each box that did not
+    answer is one line on stderr, and the others are listed all the same."""
+    if ctx.remote:
+        raise BadInput("--all-hosts lists every configured box: leave out --host")
+    rows: list[dict] = []
+    failed = 0
+    for answer in ask_all(all_boxes(ctx), lambda box: box.jobs(all_history=args.all, external=not args.no_external)):
+        if answer.error is not None:
+            failed += 1
+            sys.stderr.write(f"codexdash: {_problem(answer)}\n")
+        else:
+            rows.extend(answer.value)
+    rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
+    if args.json:
+        _out(rows)
+    elif rows:
+        print_jobs(rows, host_column=True)
+    else:
+        print("no jobs" + ("" if args.all else " running or recent (--all for every job)"))
+    return 1 if failed else 0
+
+
+def _about(box: Box) -> dict:
+    info = box.info()
+    info["rtt_ms"] = None if isinstance(box, LocalBox) else round(box.ping() * 1000, 1)
+    return info
+
+
+def hosts(args, ctx: Context) -> int:
+    if ctx.remote:
+        raise BadInput("hosts asks every configured box: leave out --host")
+    rows = []
+    for answer in ask_all(all_boxes(ctx), _about):
+        row = {"host": answer.box, "reachable": True, "state": "here" if answer.box == LOCAL else "reachable",
+               "rtt_ms": None, "codexdash": None, "protocol": None, "codex": None, "jobs": None, "error": None}
+        if answer.error is not None:
+            state = ("unreachable" if isinstance(answer.error, Unreachable)
+                     else "incompatible" if isinstance(answer.error, ProtocolMismatch) else "error")
+            row.update(reachable=state != "unreachable", state=state,
+                       error=_problem(answer).removeprefix(f"{answer.box}: "))
+        else:
+            info = answer.value
+            row.update({k: info.get(k) for k in ("rtt_ms", "codexdash", "protocol", "codex", "jobs")})
+            row["error"] = info.get("db_error") or info.get("codex_error")
+        rows.append(row)
+    if args.json:
+        _out(rows)
+    else:
+        table = [("HOST", "STATE", "RTT", "CODEXDASH", "CODEX", "JOBS")]
+        for r in rows:
+            table.append((
+                sanitize(r["host"]), r["state"],
+                f"{r['rtt_ms']:.0f} ms" if r["rtt_ms"] is not None else "-",
+                f"{r['codexdash']} (protocol {r['protocol']})" if r["codexdash"] else "-",
+                sanitize(r["codex"] or "-"),
+                sanitize(_counts(r["jobs"]) if r["state"] in ("here", "reachable") and r["jobs"] is not None else r["error"] or "-"),
+            ))
+        widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+        for t in table:
+            print("  ".join(c.ljust(w) for c, w in zip(t, widths)).rstrip())
+    return 0 if all(r["state"] in ("here", "reachable") for r in rows) else 1
+
+
+def _counts(jobs: dict | None) -> str:
+    if not jobs:
+        return "no jobs"
+    known = [s for s in STATE_ORDER if jobs.get(s)] + sorted(s for s in jobs if s not in STATE_ORDER)
+    return ", ".join(f"{jobs[s]} {s.replace('_', ' ')}" for s in known)
+
+
+def version(args, ctx: Context) -> int:
+    info = ctx.box.info()
+    if args.json:
+        _out(info)
+        return 0
+    where = sanitize(info.get("hostname") or info["host"])
+    print(f"codexdash {sanitize(str(info['codexdash']))} (protocol {info['protocol']}) on {where}")
+    print(f"Codex: {sanitize(info['codex'])}" if info.get("codex") else f"Codex: ✖ {sanitize(info.get('codex_error') or '?')}")
+    print(f"jobs: {_counts(info['jobs'])}" if info.get("jobs") is not None else f"database: ✖ {sanitize(info.get('db_error') or '?')}")
+    return 0
+
+
+# ---- the rest, on another box ------------------------------------------------------------------
+
+
+def doctor_on_box(args, ctx: Context) -> int:
+    """The box's own doctor, its lines made safe to print here."""
+    box = ctx.box
+    code, out, err = box.run(["doctor"])
+    for line in out.splitlines():
+        print(sanitize(line))
+    if code not in (0, 1):
+        raise box.failure(code, err)
+    return code
+
+
+def demo_on_box(args, ctx: Context) -> int:
+    raise BadInput("demo runs here, on a sandbox of its own: leave out --host")
+
