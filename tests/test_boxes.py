@@ -79,7 +79,7 @@ def test_list_across_boxes(fleet):
     assert rows == {here["id"]: "local", one["id"]: "box1", two["id"]: "box2"}
     assert listed.stderr == ""
     table = ok(fleet.cli("list", "--all-hosts")).splitlines()
-    assert table[0].split()[:3] == ["ID", "HOST", "STATUS"]
+    assert table[0].split()[:4] == ["ID", "HOST", "NAME", "STATUS"]
     assert {line.split()[1] for line in table[1:]} == {"local", "box1", "box2"}
 
     boxes = {b["host"]: b for b in json.loads(ok(fleet.cli("hosts", "--json")))}
