@@ -1,8 +1,12 @@
 """The first line after a quiet spell → seen by a follower, in ms. Codex writes in bursts
 separated by seconds (the model thinks, a tool runs): the line the operator waits for is the
 first after the pause. One line is appended after each pause of 1, 5, 7 and 15 s; codexdash's
-core follower, `codexdash logs FILE --follow` piped and GNU `tail -F` (the floor) all watch the
-same file and are measured on the same appends.
+core follower (kernel file events), the same on its portable watchfiles path, `codexdash logs
+FILE --follow` piped and GNU `tail -F` (the floor) all watch the same file and are measured on the
+same appends.
+
+Then what an idle follower costs: `codexdash logs FILE --follow` on each path and `tail -F`, all
+on one quiet file for the same 30 s: CPU time and wake-ups (context switches) per second.
 
     CODEXDASH_BENCH_PAUSE_ROUNDS=2 python bench/run.py pause   # fewer rounds, for a quick look
 """
@@ -14,6 +18,8 @@ import subprocess
 import sys
 import threading
 import time
+
+import psutil
 
 from common import Figure, env_for, fmt_pct, percentiles, sandbox
 from tail_latency import core_follower, line, read_pipe
@@ -32,17 +38,21 @@ def wait_seen(got: list[dict[int, float]], seq: int, timeout: float = 5.0) -> No
 
 
 def run() -> list[Figure]:
+    from codexdash.follow import Stop
+
     box = sandbox("pause")
     path = box["root"] / "session.jsonl"
     path.write_bytes(b"")
-    stop = threading.Event()
+    stop = Stop()
     core: dict[int, float] = {}
+    portable: dict[int, float] = {}
     cli: dict[int, float] = {}
     tail_f: dict[int, float] = {}
     cli_proc = subprocess.Popen([sys.executable, "-m", "codexdash", "logs", str(path), "--follow"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env_for(box))
     tail_proc = subprocess.Popen(["tail", "-n", "0", "-F", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     threading.Thread(target=core_follower, args=(path, stop, core), daemon=True).start()
+    threading.Thread(target=core_follower, args=(path, stop, portable, False), daemon=True).start()
     for stream, got in ((cli_proc.stdout, cli), (tail_proc.stdout, tail_f)):
         threading.Thread(target=read_pipe, args=(stream, got), daemon=True).start()
     sent: dict[int, float] = {}
@@ -51,7 +61,7 @@ def run() -> list[Figure]:
     try:
         # A first line every follower must see, so that all are set up before the clock starts.
         os.write(fd, line(0))
-        wait_seen([core, cli, tail_f], 0, timeout=30)
+        wait_seen([core, portable, cli, tail_f], 0, timeout=30)
         seq = 1
         for pause, rounds in ROUNDS.items():
             for _ in range(int(SCALE) if SCALE else rounds):
@@ -59,7 +69,7 @@ def run() -> list[Figure]:
                 sent[seq] = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
                 os.write(fd, line(seq))
                 pause_of[seq] = pause
-                wait_seen([core, cli, tail_f], seq)
+                wait_seen([core, portable, cli, tail_f], seq)
                 seq += 1
     finally:
         os.close(fd)
@@ -70,14 +80,63 @@ def run() -> list[Figure]:
     for pause in ROUNDS:
         seqs = [s for s in sent if pause_of[s] == pause]
         p = {name: percentiles([(got[s] - sent[s]) * 1000 for s in seqs if s in got])
-             for name, got in (("core", core), ("cli", cli), ("tail_F", tail_f))}
-        target = pause == TARGET_PAUSE
-        for name, label in (("core", "core follower"), ("cli", "`codexdash logs FILE --follow` piped")):
+             for name, got in (("core", core), ("core_watchfiles", portable), ("cli", cli), ("tail_F", tail_f))}
+        for name, label in (("core", "core follower"), ("cli", "`codexdash logs FILE --follow` piped"),
+                            ("core_watchfiles", "core follower, watchfiles path")):
+            target = pause == TARGET_PAUSE and name != "core_watchfiles"
             figures.append(Figure(
                 f"first line after {pause:.0f} s of quiet, {label}", fmt_pct(p[name]),
                 f"p95 ≤ {TARGET_MS:.0f} ms" if target else "", p[name]["p95"] <= TARGET_MS if target else None,
                 reference=f"tail -F: {fmt_pct(p['tail_F'])}", detail={"pause_s": pause, **p}))
-    return figures
+    return figures + run_idle()
+
+
+def run_idle(seconds: float = 30.0) -> list[Figure]:
+    box = sandbox("pause-idle")
+    path = box["root"] / "session.jsonl"
+    path.write_bytes(line(0))
+    cli = [sys.executable, "-m", "codexdash", "logs", str(path), "--follow"]
+    procs = {
+        "inotify": subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env_for(box)),
+        "watchfiles": subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       env={**env_for(box), "CODEXDASH_FOLLOW": "watchfiles"}),
+        "tail_F": subprocess.Popen(["tail", "-n", "1", "-F", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL),
+    }
+    try:
+        for proc in procs.values():  # each has printed the line: started and following
+            proc.stdout.readline()
+        time.sleep(2.0)  # the last of the start-up settles
+        handles = {name: psutil.Process(proc.pid) for name, proc in procs.items()}
+        before = {name: _usage(h) for name, h in handles.items()}
+        t0 = time.monotonic()
+        time.sleep(seconds)
+        wall = time.monotonic() - t0
+        after = {name: _usage(h) for name, h in handles.items()}
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+    cost = {name: {"cpu_percent": 100 * (after[name][0] - before[name][0]) / wall,
+                   "wakeups_per_s": (after[name][1] - before[name][1]) / wall} for name in procs}
+
+    def fmt(c: dict) -> str:
+        return f"{c['cpu_percent']:.3f} % of a core, {c['wakeups_per_s']:.1f} wake-ups/s"
+
+    return [Figure(f"idle follower, `codexdash logs FILE --follow`, {label}, {seconds:.0f} s quiet", fmt(cost[name]),
+                   "", None, reference=f"tail -F: {fmt(cost['tail_F'])}", detail=cost)
+            for name, label in (("inotify", "kernel events"), ("watchfiles", "watchfiles path"))]
+
+
+def _usage(proc: psutil.Process) -> tuple[float, int]:
+    """CPU seconds and context switches (every wake-up of every thread is one) so far."""
+    cpu = proc.cpu_times()
+    switches = 0
+    for tid in os.listdir(f"/proc/{proc.pid}/task"):
+        with open(f"/proc/{proc.pid}/task/{tid}/status") as fh:
+            for row in fh:
+                if row.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    switches += int(row.split()[1])
+    return cpu.user + cpu.system, switches
 
 
 if __name__ == "__main__":

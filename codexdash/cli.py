@@ -10,7 +10,6 @@ import json
 import os
 import sqlite3
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -267,7 +266,8 @@ def _style(line, color: bool) -> str:
 def cmd_logs(args, ctx: Context) -> int:
     from codexdash.events import Event, Kind
     from codexdash.render import render_event, render_raw, render_tokens
-    from codexdash.tail import open_session, session_from, watch_files
+    from codexdash.follow import Follower
+    from codexdash.tail import open_session, session_from
 
     job = None
     path = Path(args.target).expanduser()
@@ -327,21 +327,24 @@ def cmd_logs(args, ctx: Context) -> int:
         if not args.follow:
             return finish()
         out.flush()
-        last_check, last_problem = time.monotonic(), None
-        for _changed in watch_files([path], threading.Event(), timeout_ms=1000):
-            more = session.read_more()
+        # Woken by the file's changes only; following a job, also once a second with nothing
+        # new, to notice that the job ended.
+        follower = Follower(session, timeout=1.0 if job is not None else None)
+        last_check = time.monotonic()
+        for more in follower:
             if more.reset:
                 notice("the file was truncated or replaced: reading it again")
-            if more.problem != last_problem and more.problem:
-                notice(more.problem)
-            last_problem = more.problem
             emit(more.events, more.lines)
+            if more.problem:
+                notice(more.problem)
             out.flush()
+            if more.ended:
+                return finish()
             if job is not None and time.monotonic() - last_check >= 1.0:
                 last_check = time.monotonic()
                 ctx.engine.reconcile(job)
                 if not job.is_live:
-                    last = session.read_more()
+                    last = follower.read()
                     emit(last.events, last.lines)
                     return finish()
     except OSError as exc:
