@@ -5,8 +5,9 @@ core follower (kernel file events), the same on its portable watchfiles path, `c
 FILE --follow` piped and GNU `tail -F` (the floor) all watch the same file and are measured on the
 same appends.
 
-Then what an idle follower costs: `codexdash logs FILE --follow` on each path and `tail -F`, all
-on one quiet file for the same 30 s: CPU time and wake-ups (context switches) per second.
+Then what an idle follower costs: `codexdash logs FILE --follow` on each path, `logs JOB --follow`
+on a live job that writes nothing (it also looks at the job once a second) and `tail -F`, all for
+the same 30 s: CPU time and wake-ups (context switches) per second.
 
     CODEXDASH_BENCH_PAUSE_ROUNDS=2 python bench/run.py pause   # fewer rounds, for a quick look
 """
@@ -92,14 +93,20 @@ def run() -> list[Figure]:
 
 
 def run_idle(seconds: float = 30.0) -> list[Figure]:
+    from codexdash.jobs import StartRequest
+    from codexdash.kill import kill_job
+
     box = sandbox("pause-idle")
     path = box["root"] / "session.jsonl"
     path.write_bytes(line(0))
     cli = [sys.executable, "-m", "codexdash", "logs", str(path), "--follow"]
+    job = box["engine"].start(StartRequest(prompt="please SLEEP 900", cwd=str(box["root"])))
     procs = {
         "inotify": subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env_for(box)),
         "watchfiles": subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                        env={**env_for(box), "CODEXDASH_FOLLOW": "watchfiles"}),
+        "job": subprocess.Popen(cli[:4] + [job.id, "--follow"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                env=env_for(box)),
         "tail_F": subprocess.Popen(["tail", "-n", "1", "-F", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL),
     }
     try:
@@ -116,30 +123,29 @@ def run_idle(seconds: float = 30.0) -> list[Figure]:
         for proc in procs.values():
             proc.terminate()
             proc.wait(timeout=10)
+        kill_job(box["engine"], job, force=True)
     cost = {name: {"cpu_percent": 100 * (after[name][0] - before[name][0]) / wall,
                    "wakeups_per_s": (after[name][1] - before[name][1]) / wall} for name in procs}
 
     def fmt(c: dict) -> str:
-        return f"{c['cpu_percent']:.3f} % of a core, {c['wakeups_per_s']:.1f} wake-ups/s"
+        return f"{c['cpu_percent']:.4f} % of a core, {c['wakeups_per_s']:.1f} wake-ups/s"
 
     return [Figure(f"idle follower, `codexdash logs FILE --follow`, {label}, {seconds:.0f} s quiet", fmt(cost[name]),
                    "", None, reference=f"tail -F: {fmt(cost['tail_F'])}", detail=cost)
-            for name, label in (("inotify", "kernel events"), ("watchfiles", "watchfiles path"))]
+            for name, label in (("inotify", "kernel events"), ("watchfiles", "watchfiles path"))] + [
+        Figure(f"idle follower, `codexdash logs JOB --follow` (a live, quiet job), {seconds:.0f} s", fmt(cost["job"]),
+               "", None, reference=f"tail -F: {fmt(cost['tail_F'])}", detail=cost)]
 
 
 def _usage(proc: psutil.Process) -> tuple[float, int]:
-    """CPU seconds and context switches (every wake-up of every thread is one) so far."""
-    cpu = proc.cpu_times()
-    switches = 0
+    """CPU seconds (the scheduler's nanoseconds, finer than the 10 ms ticks of `times`) and
+    context switches (every wake-up of every thread is one) so far."""
+    cpu, switches = 0.0, 0
     for tid in os.listdir(f"/proc/{proc.pid}/task"):
+        with open(f"/proc/{proc.pid}/task/{tid}/schedstat") as fh:
+            cpu += int(fh.read().split()[0]) / 1e9
         with open(f"/proc/{proc.pid}/task/{tid}/status") as fh:
             for row in fh:
                 if row.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
                     switches += int(row.split()[1])
-    return cpu.user + cpu.system, switches
-
-
-if __name__ == "__main__":
-    from common import report
-
-    report(run())
+    return cpu, switches
