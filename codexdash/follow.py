@@ -15,9 +15,12 @@ one on its directory for the name (created, replaced, deleted, moved). It sleeps
 the kernel or its `Stop` wakes it, so an idle follower makes no system call at all. Elsewhere, or
 when inotify cannot be had (the per-user limit of instances or watches reached), it waits through
 watchfiles, which looks at its queue every 10 ms while the file moves and every 100 ms once it has
-been quiet 5 s; CODEXDASH_FOLLOW=watchfiles forces that path. (A file that moves away between
-the caller's last read and the follower's first wait is taken for deleted: where it went is told
-by the inode the follower holds from then on.)
+been quiet 5 s; CODEXDASH_FOLLOW=watchfiles forces that path.
+
+Limits: a file moved away before the follower set up its watches is reported as deleted (where a
+file went is read from the inode the follower holds, taken with the watches); inotify sees every
+write made through this machine's kernel, as Codex's are, but not another machine's writes to a
+network filesystem.
 """
 
 from __future__ import annotations
@@ -245,7 +248,7 @@ class Follower:
             self.wakeups += 1
             if self.stop.is_set():
                 return
-            update = self.read() if changed else Update()
+            update = self.read()  # on its second's timeout too: a change a watcher missed is read then
             if update.empty and (self.timeout is None or time.monotonic() - last_yield < self.timeout):
                 continue
             last_yield = time.monotonic()

@@ -202,3 +202,19 @@ def test_a_folder_moved_away_takes_the_file_with_it(running, session_file, tmp_p
     moved = run.wait_update(lambda u: u.ended, "the move")
     assert moved.moved_to == str(elsewhere / session_file.name)
     wait_for(lambda: not run.thread.is_alive(), message="the follower to end")
+
+
+def test_inotify_limits_reached_fall_back_to_watchfiles(running, session_file, monkeypatch):
+    import errno
+
+    import inotify_simple
+
+    def exhausted(*_args, **_kwargs):
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))  # as inotify_init1 at max_user_instances
+
+    monkeypatch.setattr(inotify_simple, "INotify", exhausted)
+    run = running()
+    assert run.follower.mode == "watchfiles" and "inotify unavailable" in run.follower.fallback_reason
+    append(session_file, b"second\n")
+    run.wait_lines(b"second")
+    run.end()
