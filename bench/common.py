@@ -80,7 +80,8 @@ def report(figures: list[Figure], out_json: Path | None = None) -> None:
     print()
     for f in figures:
         verdict = "" if f.met is None else ("  OK " if f.met else "  MISS")
-        print(f"{f.name.ljust(width)}  {f.value}  [target {f.target}]{verdict}")
+        target = f"  [target {f.target}]" if f.target else ""
+        print(f"{f.name.ljust(width)}  {f.value}{target}{verdict}")
         if f.reference:
             print(f"{' ' * width}  reference: {f.reference}")
     if out_json:

@@ -1,7 +1,7 @@
 """Runs every benchmark and prints each figure beside its target and its reference.
 
-    python bench/run.py            # all (about 5 minutes: the idle figure alone takes 2)
-    python bench/run.py tail open  # some: tail, open, startup, idle, scale, ops
+    python bench/run.py            # all (about 8 minutes: idle takes 2, pause 3)
+    python bench/run.py tail open  # some: tail, pause, open, startup, idle, scale, ops
 
 The figures are also written to bench/results.json; BENCHMARKS.md keeps the latest run.
 """
@@ -16,12 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import idle  # noqa: E402
 import job_ops  # noqa: E402
 import open_large  # noqa: E402
+import pause  # noqa: E402
 import scale  # noqa: E402
 import startup  # noqa: E402
 import tail_latency  # noqa: E402
 from common import report  # noqa: E402
 
-SUITES = {"tail": tail_latency, "open": open_large, "startup": startup, "idle": idle, "scale": scale, "ops": job_ops}
+SUITES = {"tail": tail_latency, "pause": pause, "open": open_large, "startup": startup, "idle": idle, "scale": scale, "ops": job_ops}
 
 
 def main(names: list[str]) -> int:

@@ -242,7 +242,9 @@ class LocalFollower:
         if tail is not None and tail < 0:
             raise BadInput("--tail takes a number of events, 0 or more")
         self.engine, self.raw, self.tail, self.follow = engine, raw, tail, follow
-        self._stop = threading.Event()
+        from codexdash.follow import Stop
+
+        self._stop = Stop()
         self.job = None
         self.path = self._resolve(target)
 
@@ -274,7 +276,8 @@ class LocalFollower:
     def _lines(self) -> Iterator[Line | FollowEnd]:
         from codexdash.events import Event, Kind
         from codexdash.render import render_event, render_raw, render_tokens
-        from codexdash.tail import last_raw_lines, open_session, session_from, watch_files
+        from codexdash.follow import Follower
+        from codexdash.tail import open_session, open_session_raw, session_from
 
         tokens: list[int] = []
 
@@ -297,9 +300,8 @@ class LocalFollower:
             yield FollowEnd(self.job.status if self.job is not None else None)
 
         if self.tail is not None and self.raw:
-            raws, end_offset = last_raw_lines(self.path, self.tail)
-            session = session_from(self.path, offset=end_offset)
-            yield from rendered([], raws)
+            session = open_session_raw(self.path, self.tail)
+            yield from rendered([], session.lines)
         elif self.tail is not None:
             session = open_session(self.path, last=self.tail)
             if session.truncated:
@@ -312,20 +314,22 @@ class LocalFollower:
         if not self.follow:
             yield from end()
             return
-        last_look, last_problem = time.monotonic(), None
-        for _changed in watch_files([self.path], self._stop, timeout_ms=1000):
-            more = session.read_more()
+        last_look = time.monotonic()
+        follower = Follower(session, stop=self._stop, timeout=self.LOOK_EVERY if self.job is not None else None)
+        for more in follower:
             if more.reset:
                 yield from notice("the file was truncated or replaced: reading it again")
-            if more.problem != last_problem and more.problem:
-                yield from notice(more.problem)
-            last_problem = more.problem
             yield from rendered(more.events, more.lines)
+            if more.problem:
+                yield from notice(more.problem)
+            if more.ended:
+                yield from end()
+                return
             if self.job is not None and time.monotonic() - last_look >= self.LOOK_EVERY:
                 last_look = time.monotonic()
                 self.engine.reconcile(self.job)
                 if not self.job.is_live:
-                    last = session.read_more()
+                    last = follower.read()
                     yield from rendered(last.events, last.lines)
                     yield from end()
                     return

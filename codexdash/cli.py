@@ -12,7 +12,6 @@ import shlex
 import re
 import sqlite3
 import sys
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -432,7 +431,8 @@ def _style(line, color: bool) -> str:
 def cmd_logs(args, ctx: Context) -> int:
     from codexdash.events import Event, Kind
     from codexdash.render import render_event, render_raw, render_tokens
-    from codexdash.tail import Appended, is_compressed, open_session, open_session_raw, session_from, watch_files
+    from codexdash.follow import Follower
+    from codexdash.tail import Appended, is_compressed, open_session, open_session_raw, session_from
 
     if args.json or ctx.host is not None:
         from codexdash.cli_boxes import logs_over_box
@@ -504,29 +504,32 @@ def cmd_logs(args, ctx: Context) -> int:
         notice("the session file is compressed: Codex has finished with it")
         return finish()
     out.flush()
-    last_check, last_problem = time.monotonic(), None
-    changes = watch_files([path], threading.Event(), timeout_ms=1000)
+    # Woken by the file's changes only; following a job, also once a second with nothing new,
+    # to notice that the job ended.
+    follower = Follower(session, timeout=1.0 if job is not None else None)
+    updates = iter(follower)
+    last_check = time.monotonic()
     while True:
         with _reading(path):
-            if next(changes, None) is None:
-                return finish()
-            more = session.read_more()
+            more = next(updates, None)
+        if more is None:
+            return finish()
         if more.reset:
             notice("the file was truncated or replaced: reading it again")
-        if more.problem != last_problem and more.problem:
-            notice(more.problem)
-        last_problem = more.problem
         emit(more.events, more.lines)
+        if more.problem:
+            notice(more.problem)
         out.flush()
+        if more.ended:
+            return finish()
         if job is not None and time.monotonic() - last_check >= 1.0:
             last_check = time.monotonic()
             ctx.engine.reconcile(job)
             if not job.is_live:
                 with _reading(path):
-                    last = session.read_more()
+                    last = follower.read()
                 emit(last.events, last.lines)
                 return finish()
-
 
 @contextmanager
 def _reading(path: Path):

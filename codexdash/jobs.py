@@ -27,6 +27,7 @@ from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
 from codexdash.format import title
+from codexdash.follow import Follower
 from codexdash.identity import marker_argument
 from codexdash.procs import (
     ProcessPoller,
@@ -47,7 +48,7 @@ from codexdash.session_files import (
     thread_source_value,
 )
 from codexdash.store import Job, JobEvent, JobStatus, Store, now
-from codexdash.tail import OpenedSession, open_session, session_from
+from codexdash.tail import open_session, session_from
 
 # A `starting` record whose starter is alive is left alone this long (a start takes milliseconds);
 # one whose starter died, or an older one, is resolved from what is found.
@@ -122,9 +123,8 @@ def new_marker() -> str:
 class Activity:
     """What the job's session file says while it is followed for the table."""
 
-    session: OpenedSession
+    follower: Follower
     summary: SessionSummary
-    mtime: float | None = None
 
 
 class JobList:
@@ -900,26 +900,23 @@ class JobEngine:
             return
         activity = self._activity.get(job.id)
         try:
-            st = os.stat(job.session_file)
             if activity is None:
                 opened = open_session(job.session_file, last=50)
-                activity = Activity(session=opened, summary=SessionSummary())
+                activity = Activity(follower=Follower(opened), summary=SessionSummary())
                 for event in opened.events:
                     activity.summary.add(event)
                 self._activity[job.id] = activity
-            elif st.st_mtime != activity.mtime or st.st_size != activity.session.tail.offset:
-                # Read only when the file changed: one stat a second for a quiet job.
-                more = activity.session.read_more()
-                if more.reset:
-                    activity.summary = SessionSummary()
-                for event in more.events:
-                    activity.summary.add(event)
-            activity.mtime = st.st_mtime
         except OSError:
             return
+        # The refresh is the clock: one stat a second for a quiet job, a read when it changed.
+        more = activity.follower.poll()
+        if more is not None and more.reset:
+            activity.summary = SessionSummary()
+        for event in more.events if more is not None else ():
+            activity.summary.add(event)
         view.tokens = activity.summary.tokens
         view.tokens_detail = activity.summary.token_usage
-        view.last_activity = activity.mtime
+        view.last_activity = activity.follower.mtime
 
 
 _FAULT_ENV = "CODEXDASH_FAULT"

@@ -13,13 +13,10 @@ the start (zstd cannot be read from the end), and reads it again only if it is r
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from watchfiles import watch
 
 from codexdash.events import Event, Kind, SessionParser
 
@@ -27,14 +24,7 @@ READ_CHUNK = 1 << 20
 # A longer line is skipped with a notice rather than held in memory without end.
 MAX_LINE_BYTES = 256 << 20
 
-# watchfiles waits `step` ms for more changes before it yields; its defaults (debounce 1600 ms,
-# step 50 ms) delay each new line by tens of milliseconds. One watcher with a 10 ms step costs
-# well under 1 % of a core while idle (see BENCHMARKS.md).
-WATCH_STEP_MS = 10
-WATCH_IDLE_STEP_MS = 100
-WATCH_QUIET_AFTER = 5.0  # seconds without a change before the watcher slows down
 OVERLAP_EVENTS = 8
-WATCH_DEBOUNCE_MS = 50
 
 
 @dataclass
@@ -411,59 +401,3 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
     tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     return OpenedSession(events=[], lines=lines, tail=tail, parser=SessionParser(), truncated=truncated)
 
-
-def watch_files(paths: Iterable[Path], stop_event, timeout_ms: int = 1000) -> Iterator[set[str]]:
-    """Yields the changed paths among `paths` (watching their directories, so a replaced or
-    re-created file is seen), and an empty set every `timeout_ms` so callers can look around.
-
-    The watcher polls its event queue every `step`: 10 ms while the files are changing, for
-    low latency, and 100 ms once they have been quiet a while, so a dashboard left open on an
-    idle job costs next to nothing. The first change after a quiet spell switches back.
-    """
-    wanted = {str(Path(p)) for p in paths}
-    dirs = sorted({str(Path(p).parent) for p in paths if Path(p).parent.is_dir()})
-    if not dirs:
-        return
-    step = WATCH_STEP_MS
-    while not stop_event.is_set():
-        quiet_since = time.monotonic()
-        switch = False
-        for changes in watch(
-            *dirs,
-            watch_filter=lambda _change, changed: changed in wanted,
-            debounce=WATCH_DEBOUNCE_MS,
-            step=step,
-            stop_event=stop_event,
-            rust_timeout=timeout_ms,
-            yield_on_timeout=True,
-            recursive=False,
-            raise_interrupt=False,
-            ignore_permission_denied=True,
-        ):
-            changed = {path for _change, path in changes}
-            yield changed
-            if changed:
-                quiet_since = time.monotonic()
-                switch = step != WATCH_STEP_MS
-            else:
-                switch = step == WATCH_STEP_MS and time.monotonic() - quiet_since >= WATCH_QUIET_AFTER
-            if switch:
-                step = WATCH_IDLE_STEP_MS if step == WATCH_STEP_MS else WATCH_STEP_MS
-                break
-        if not switch:
-            return
-
-
-def last_raw_lines(path: Path, n: int) -> tuple[list[bytes], int]:
-    """The last `n` complete lines of a session file as written, and the offset they end at."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        end = last_line_end(fd, os.fstat(fd).st_size)
-        lines = []
-        for line in iter_lines_backward(fd, end):
-            if len(lines) >= n:
-                break
-            lines.append(line)
-    finally:
-        os.close(fd)
-    return lines[::-1], end

@@ -1,13 +1,13 @@
 """The session pane: the selected job's Codex session, rendered, following it as it grows.
 
 The file is opened from its end (the last events only, so long sessions open at once) in a
-worker thread, then followed by one watcher; every new line is parsed once. Follow pauses while
+worker thread, then followed by the core's follower (woken by the file's changes only, and at once
+by the stop when another job is shown); every new line is parsed once. Follow pauses while
 the user is scrolled up and resumes when they come back to the bottom.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 
 from rich.text import Text
@@ -19,8 +19,9 @@ from textual.widgets import Input, RichLog, Static
 from textual.worker import get_current_worker
 
 from codexdash.events import Event, Kind
+from codexdash.follow import Follower, Stop
 from codexdash.render import Line, render_event, render_raw, sanitize
-from codexdash.tail import open_session, watch_files
+from codexdash.tail import open_session
 from codexdash.ui.messages import SessionUpdate
 from codexdash.ui.styles import LINE_STYLES
 
@@ -44,7 +45,7 @@ class SessionPane(Vertical):
         self.path: str | None = None
         self._events: deque[Event] = deque(maxlen=MAX_LINES)
         self._raw_lines: deque[bytes] = deque(maxlen=MAX_LINES)
-        self._stop: threading.Event | None = None
+        self._stop: Stop | None = None
         self._note = ""
         self._tokens: int | None = None
         self._paused = False  # following, but the user has scrolled up to read
@@ -76,7 +77,7 @@ class SessionPane(Vertical):
         elif path is None:
             self._placeholder(waiting or "waiting for Codex to create the session file…")
         else:
-            self._stop = threading.Event()
+            self._stop = Stop()
             self._follow(job_id, path, self._stop)
         self._update_title()
 
@@ -92,7 +93,7 @@ class SessionPane(Vertical):
         self._stop_following()
 
     @work(thread=True, exclusive=True, group="session")
-    def _follow(self, job_id: str, path: str, stop: threading.Event) -> None:
+    def _follow(self, job_id: str, path: str, stop: Stop) -> None:
         worker = get_current_worker()
         try:
             opened = open_session(path, last=INITIAL_EVENTS)
@@ -100,11 +101,10 @@ class SessionPane(Vertical):
             self.post_message(SessionUpdate(job_id, path, [], [], reset=True, problem=f"cannot open {path}: {exc.strerror}"))
             return
         self.post_message(SessionUpdate(job_id, path, opened.events, opened.lines, reset=True, truncated=opened.truncated))
-        for _changed in watch_files([path], stop, timeout_ms=1000):
+        for more in Follower(opened, stop=stop):
             if worker.is_cancelled or stop.is_set():
                 return
-            more = opened.read_more()
-            if more.lines or more.events or more.reset or more.problem:
+            if not more.empty:
                 self.post_message(SessionUpdate(job_id, path, more.events, more.lines, reset=more.reset, problem=more.problem))
 
     def on_session_update(self, message: SessionUpdate) -> None:
