@@ -1,0 +1,75 @@
+"""The Changes view: what the selected job changed in its working tree (`codexdash diff`).
+
+The changes are computed in a worker (Git runs, the session file is read); the screen shows
+"reading…" until they come, then the list of files with their diffs, or the list alone (`s`).
+Everything shown is inert text: file names and contents come from the job.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import RichLog, Static
+
+from codexdash.errors import CodexdashError
+from codexdash.render import Line, sanitize
+from codexdash.store import Job
+from codexdash.ui.styles import LINE_STYLES
+
+
+class ChangesScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q,c", "close", "Close"),
+        Binding("s", "toggle_stat", "Files only / diffs"),
+    ]
+
+    def __init__(self, engine, job: Job) -> None:
+        super().__init__()
+        self.engine = engine
+        self.job = job
+        self.changes = None
+        self.stat = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="changes", classes="dialog"):
+            name = self.job.name or self.job.id
+            yield Static(Text(f"Changes of job {self.job.id} · {sanitize(name)}"), classes="dialog-title")
+            yield RichLog(id="changes-log", wrap=True, markup=False, highlight=False, auto_scroll=False)
+            yield Static(Text("s files only / diffs   esc close"), classes="dialog-help")
+
+    def on_mount(self) -> None:
+        self.query_one(RichLog).write(Text("reading the job's changes…", style="dim"))
+        self.read_changes()
+
+    @work(thread=True, exclusive=True, group="changes")
+    def read_changes(self) -> None:
+        try:
+            changes = self.engine_changes()
+        except CodexdashError as exc:
+            self.app.call_from_thread(self.show, [Line("error", str(exc))])
+            return
+        self.changes = changes
+        self.app.call_from_thread(self.show, changes.lines(stat=self.stat))
+
+    def engine_changes(self):
+        from codexdash.changes import job_changes
+
+        return job_changes(self.engine, self.job)
+
+    def show(self, lines: list[Line]) -> None:
+        log = self.query_one(RichLog)
+        log.clear()
+        for line in lines:
+            log.write(Text(line.text, style=LINE_STYLES.get(line.style, "")))
+
+    def action_toggle_stat(self) -> None:
+        self.stat = not self.stat
+        if self.changes is not None:
+            self.show(self.changes.lines(stat=self.stat))
+
+    def action_close(self) -> None:
+        self.dismiss(None)
