@@ -165,6 +165,12 @@ class JobView:
     tokens: int | None = None
     tokens_detail: dict | None = None
     last_activity: float | None = None
+    session_model: str | None = None  # the model the session names (turn_context), while followed
+
+    @property
+    def model(self) -> str | None:
+        """The model the job runs: as its session names it, else as it was asked for."""
+        return self.session_model or self.job.model
 
     @property
     def elapsed(self) -> float | None:
@@ -827,6 +833,8 @@ class JobEngine:
                 activity = Activity(session=opened, summary=SessionSummary())
                 for event in opened.events:
                     activity.summary.add(event)
+                if activity.summary.model is None and opened.truncated:  # named at the start only
+                    activity.summary.model = read_head(job.session_file).model
                 self._activity[job.id] = activity
             elif st.st_mtime != activity.mtime or st.st_size != activity.session.tail.offset:
                 # Read only when the file changed: one stat a second for a quiet job.
@@ -840,6 +848,7 @@ class JobEngine:
             return
         view.tokens = activity.summary.tokens
         view.tokens_detail = activity.summary.token_usage
+        view.session_model = activity.summary.model
         view.last_activity = activity.mtime
 
 
