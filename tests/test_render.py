@@ -69,3 +69,25 @@ def test_start_times_are_local_date_times():
     assert _other_start(ts, ts - 3600).startswith("started at 2026-11-28 15:04:05, not at 2026-11-28 14:04:05")
     # Within one second (a reused PID starts within milliseconds of the recorded start): milliseconds.
     assert "15:04:05.780, not at 2026-11-28 15:04:05.790" in _other_start(ts, ts + 0.01)
+
+
+def rows(plain: str, width: int) -> list[str]:
+    from codexdash.ui.line_wrap import hanging_indent, wrap_offsets
+
+    indent = hanging_indent(plain, width)
+    cuts = [0, *wrap_offsets(plain, width, indent), len(plain)]
+    return [(" " * indent if i else "") + plain[cuts[i]:cuts[i + 1]] for i in range(len(cuts) - 1)]
+
+
+@pytest.mark.parametrize("plain,width,expected", [
+    ("short", 20, ["short"]),
+    ("• one two three four", 10, ["• one two ", "  three ", "  four"]),  # under the text, not the bullet
+    ("$ ls a/very/long/path/name", 12, ["$ ls a/very/", "  long/path/", "  name"]),  # folded where the row is
+    ("    xx xx xx xx", 12, ["    xx xx xx ", "    xx"]),
+    ("    xx xx xx xx", 8, ["    xx ", "xx xx xx"]),  # no room for the indent: flush
+    ("漢字漢字漢字", 5, ["漢字", "漢字", "漢字"]),  # two cells each
+    ("漢", 1, ["漢"]),  # wider than the row: alone on it, never lost
+    ("plain words wrap flush", 12, ["plain words ", "wrap flush"]),
+])
+def test_long_lines_break_into_rows_that_fit(plain, width, expected):
+    assert rows(plain, width) == expected
