@@ -42,7 +42,7 @@ async def select(pilot, job_id: str, text: str) -> None:
 @pytest.mark.parametrize("size", [(140, 40), (80, 24)], ids=["140x40", "80x24"])
 def test_a_follow_up_and_its_parent_in_one_pane(thread_app, snap_compare, size):
     async def run(pilot):
-        await select(pilot, "a9b8c7d6e5", "say hi again")
+        await select(pilot, "a9b8c7d6e5", "› say hi again")
 
     assert snap_compare(thread_app, terminal_size=size, run_before=run)
 
@@ -57,7 +57,7 @@ def test_a_failed_job_with_its_error(thread_app, snap_compare, size):
 
 def test_a_search_in_the_pane(thread_app, snap_compare):
     async def run(pilot):
-        await select(pilot, "a9b8c7d6e5", "say hi again")
+        await select(pilot, "a9b8c7d6e5", "› say hi again")
         await pilot.press("tab", "slash", *"hi from", "enter", "escape", "n")
         await pilot.pause(0.1)
 

@@ -146,12 +146,12 @@ async def test_live_tokens_and_model_come_from_the_session(sandbox, app):
 async def test_each_jobs_part_of_a_shared_session_is_marked(sandbox, app):
     parent, follow = record_thread(sandbox.engine.store)
     async with app.run_test(size=(140, 40)) as pilot:
-        await shown(pilot, follow.id, "say hi again")
+        await shown(pilot, follow.id, "› say hi again")
         text = log_text(app)
         first = text.index(f"━━ job {parent.id} · say hi · ✔ completed")
         second = text.index(f"━━ ▶ job {follow.id} · say hi again · ✔ completed")  # the job shown
         assert first < text.index("› say hi\n") < second < text.index("› say hi again")
-        await shown(pilot, parent.id, "say hi again")
+        await shown(pilot, parent.id, "› say hi again")
         assert f"━━ ▶ job {parent.id}" in log_text(app) and f"━━ job {follow.id}" in log_text(app)
 
 
@@ -161,7 +161,7 @@ async def test_a_follow_up_started_while_its_parent_is_shown_gets_its_mark(sandb
     async with app.run_test(size=(140, 40)) as pilot:
         await until(pilot, lambda: "first answer" in log_text(app), message="the parent's session")
         follow = sandbox.engine.resume(Job.get_by_id(parent.id), "ECHO second answer")
-        await until(pilot, lambda: "second answer" in log_text(app) and f"job {follow.id}" in log_text(app),
+        await until(pilot, lambda: "› ECHO second answer" in log_text(app) and f"job {follow.id}" in log_text(app),
                     message="the follow-up's turn, marked")
         text = log_text(app)
         assert text.index(f"job {follow.id}") < text.index("› ECHO second answer")

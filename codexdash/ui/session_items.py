@@ -34,7 +34,7 @@ class SessionItems:
         self.parts: list[Part] = []
         self.tokens: int | None = None
         self.model: str | None = None
-        self.reset(truncated=False, start=0)
+        self.reset(truncated=False, start=None)  # nothing read yet
 
     def reset(self, truncated: bool, start: int | None) -> None:
         """Forgets the events: the file is read again from `start` (None: not known)."""
