@@ -193,3 +193,19 @@ def test_search_steps_through_matches_and_forgets_dropped_lines():
     assert [m.line for m in search.matches] == [12, 13] and search.position() == "1/2"
     search.set("", [(14, "ab")])
     assert not search.active and search.position() == "no match"
+
+
+async def test_the_last_line_stays_in_view_when_the_pane_shrinks(sandbox, app):
+    lines = [user_message("many lines")] + [agent_message(f"line {i}") for i in range(80)]
+    record_job(sandbox.engine.store, "d3d3d3d3d3", write_session(sandbox.root / "s.jsonl", lines), age=60)
+    record_job(sandbox.engine.store, "d4d4d4d4d4", write_session(sandbox.root / "t.jsonl", lines),
+               status=JobStatus.FAILED, error="a long error " * 20, age=120)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await shown(pilot, "d3d3d3d3d3", "line 79")
+        await shown(pilot, "d4d4d4d4d4", "line 79")  # its error takes header lines from the log
+        log = app.pane.log_view
+        await until(pilot, lambda: app.pane.error_line.display and log.scroll_y == log.max_scroll_y > 0,
+                    message="the log at its bottom under the error")
+        await pilot.resize_terminal(140, 30)
+        await until(pilot, lambda: log.size.height < 30 and log.scroll_y == log.max_scroll_y, message="still at the bottom")
+        assert "▼ following" in state(app)

@@ -102,14 +102,13 @@ class SessionLog(ScrollView, can_focus=True):
     def on_resize(self, _event) -> None:
         lines = self._lines
         top = lines.line_at(self.scroll_offset.y)
-        if not lines.set_width(self.scrollable_content_region.width):
-            return
-        self._cache.clear()
-        self._update_size()
-        if self.stuck:
+        if lines.set_width(self.scrollable_content_region.width):
+            self._cache.clear()
+            self._update_size()
+            if not self.stuck and top is not None:
+                self._scroll(lines.starts[top])  # the line read at the top stays at the top
+        if self.stuck:  # wider, narrower, shorter (a header line more): the last line stays in view
             self._scroll(self.max_scroll_y)
-        elif top is not None:
-            self._scroll(lines.starts[top])  # the line read at the top stays at the top
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
