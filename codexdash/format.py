@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from codexdash.store import JobStatus
 
 # Each state has a symbol as well as its name, so it reads without colour.
@@ -22,21 +24,37 @@ def status_label(status: str) -> str:
     return f"{STATUS_SYMBOL.get(status, ' ')} {status.replace('_', ' ')}"
 
 
+# Seconds are shown up to here: `1m 40s`, not a `1m` that stands for anything up to 119 s.
+SECONDS_SHOWN_UNTIL = 600
+
+
 def duration(seconds: float | None) -> str:
-    """Seconds only in the first minute: past it a live row's text changes once a minute, not
-    every second, which is most of what an idle dashboard would otherwise redraw."""
+    """Seconds in the first ten minutes; past them a live row's text changes once a minute,
+    not every second, which is most of what an idle dashboard would otherwise redraw."""
     if seconds is None:
         return "-"
     seconds = max(int(seconds), 0)
     if seconds < 60:
         return f"{seconds}s"
     minutes = seconds // 60
+    if seconds < SECONDS_SHOWN_UNTIL:
+        return f"{minutes}m {seconds % 60:02d}s"
     if minutes < 60:
         return f"{minutes}m"
     hours, m = divmod(minutes, 60)
     if hours < 48:
         return f"{hours}h{m:02d}m"
     return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def local_time(ts: float | None, precise: bool = False) -> str:
+    """A time as people read it: the local date and time to the second (to the millisecond
+    when `precise`)."""
+    if ts is None:
+        return "-"
+    ms = round(ts * 1000)
+    text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms // 1000 if precise else int(ts)))
+    return f"{text}.{ms % 1000:03d}" if precise else text
 
 
 def size(n: int | None) -> str:

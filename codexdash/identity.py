@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from codexdash.config import MARKER_ENV
+from codexdash.format import local_time
 from codexdash.procs import is_gone, same_start_time
 from codexdash.store import Job
 
@@ -132,6 +133,16 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
+def _other_start(started: float, recorded: float | None) -> str:
+    """Why a start time is not the recorded one, in local times (to the millisecond when they
+    fall in the same second)."""
+    if recorded is None:
+        return f"started at {local_time(started)}; no start time was recorded"
+    precise = local_time(started) == local_time(recorded)
+    return (f"started at {local_time(started, precise)}, not at {local_time(recorded, precise)} as recorded: "
+            "the PID was reused")
+
+
 def verify(job: Job) -> IdentityReport:
     """Runs every identity check on the job's recorded PID. Close the report when done."""
     report = IdentityReport(job_id=job.id, pid=job.pid)
@@ -148,11 +159,9 @@ def verify(job: Job) -> IdentityReport:
         checks.append(Check("process", True, f"PID {job.pid} is alive ({proc.status()})"))
         started = proc.create_time()
         if same_start_time(started, job.pid_start_time):
-            checks.append(Check("start time", True, f"started at {started:.2f}, as recorded"))
+            checks.append(Check("start time", True, f"started at {local_time(started)}, as recorded"))
         else:
-            checks.append(
-                Check("start time", False, f"started at {started:.2f}, not {job.pid_start_time}: the PID was reused")
-            )
+            checks.append(Check("start time", False, _other_start(started, job.pid_start_time)))
         try:
             env_marker = proc.environ().get(MARKER_ENV)
         except psutil.AccessDenied:

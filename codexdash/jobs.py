@@ -170,6 +170,12 @@ class JobView:
     tokens: int | None = None
     tokens_detail: dict | None = None
     last_activity: float | None = None
+    session_model: str | None = None  # the model the session names (turn_context), while followed
+
+    @property
+    def model(self) -> str | None:
+        """The model the job runs: as its session names it, else as it was asked for."""
+        return self.session_model or self.job.model
 
     @property
     def elapsed(self) -> float | None:
@@ -905,6 +911,8 @@ class JobEngine:
                 activity = Activity(follower=Follower(opened), summary=SessionSummary())
                 for event in opened.events:
                     activity.summary.add(event)
+                if activity.summary.model is None and opened.truncated:  # named at the start only
+                    activity.summary.model = read_head(job.session_file).model
                 self._activity[job.id] = activity
         except OSError:
             return
@@ -916,6 +924,7 @@ class JobEngine:
             activity.summary.add(event)
         view.tokens = activity.summary.tokens
         view.tokens_detail = activity.summary.token_usage
+        view.session_model = activity.summary.model
         view.last_activity = activity.follower.mtime
 
 

@@ -7,6 +7,7 @@ names; each front end maps them to its own colours.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import NamedTuple
 
@@ -73,13 +74,19 @@ def render_event(event: Event) -> list[Line]:
         return []  # running totals: shown once, by the front end (pane title, end of `logs`)
     if kind == Kind.OUTCOME:
         if event.outcome == Outcome.COMPLETED:
-            return _block("✔ completed", "ok", f": {event.text}" if event.text else "")
+            return _block("✔ completed", "ok", _reason(event.text, "completed"))
         if event.outcome == Outcome.FAILED:
-            return _block("✖ failed: ", "error", event.text)
-        return _block("■ interrupted: ", "error", event.text)
+            return _block("✖ failed", "error", _reason(event.text, "failed"))
+        return _block("■ interrupted", "error", _reason(event.text, "interrupted", "aborted"))
     if kind == Kind.ERROR:
         return _block("✖ error: ", "error", event.text)
     return _block("! ", "notice", event.text)
+
+
+def _reason(text: str, *same: str) -> str:
+    """`: text` after an outcome, unless it only repeats it (`■ interrupted`, not
+    `■ interrupted: interrupted`)."""
+    return "" if not text.strip() or text.strip().lower() in same else f": {text}"
 
 
 def _render_result(event: Event) -> list[Line]:
@@ -120,3 +127,42 @@ def render_raw(line: bytes | str) -> Line:
     if isinstance(line, bytes):
         line = line.decode("utf-8", errors="replace")
     return Line("dim", sanitize(line.rstrip("\n")))
+
+
+_ENVELOPE = {"timestamp", "ordinal", "type", "payload"}
+
+
+def render_record(line: bytes | str) -> list[Line]:
+    """One line of a session file as a reader wants it: a heading with the record's type (and
+    its payload's), time and ordinal, then its JSON pretty-printed, two spaces an indent."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return [Line("notice", f"▸ not JSON ({len(line)} characters)"), Line("output", sanitize(line))]
+    body = record
+    if isinstance(record, dict) and isinstance(record.get("payload"), dict) and set(record) <= _ENVELOPE:
+        payload = record["payload"]
+        names = [str(record.get("type")), *([str(payload["type"])] if "type" in payload else [])]
+        head = "▸ " + " · ".join(names)
+        if record.get("timestamp") is not None:
+            head += f"  {record['timestamp']}"
+        if record.get("ordinal") is not None:
+            head += f"  #{record['ordinal']}"
+        body = payload
+    elif isinstance(record, dict):
+        head = f"▸ {record['type']}" if "type" in record else "▸ record"
+    else:
+        head = f"▸ {type(record).__name__}"
+    try:
+        text = json.dumps(body, indent=2, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        text = line
+    return [Line("prompt", sanitize(head)), *(Line("output", sanitize(part)) for part in text.split("\n"))]
+
+
+def render_part(label: str, current: bool) -> Line:
+    """The rule that opens one job's part of a shared session file (a follow-up's turn)."""
+    return Line("part-current" if current else "part", sanitize(("━━ ▶ " if current else "━━ ") + label))

@@ -141,6 +141,7 @@ class SessionHead:
     cwd: str | None = None
     prompt: str | None = None
     thread_source: str | None = None
+    model: str | None = None  # from the first turn's context (written before its prompt)
 
 
 def _open_lines(path: Path | str):
@@ -154,7 +155,8 @@ def _open_lines(path: Path | str):
 
 
 def read_head(path: Path | str, need_prompt: bool = True) -> SessionHead:
-    """The session id, cwd, thread source and first prompt from the start of a session file."""
+    """The session id, cwd, thread source, model and first prompt from the start of a session
+    file."""
     head = SessionHead()
     parser = SessionParser()
     try:
@@ -172,6 +174,8 @@ def read_head(path: Path | str, need_prompt: bool = True) -> SessionHead:
                         head.thread_source = head.thread_source or event.data.get("thread_source")
                         if not need_prompt:
                             return head
+                    elif event.kind == Kind.MODEL:
+                        head.model = head.model or event.text
                     elif event.kind == Kind.PROMPT:
                         head.prompt = event.text
                         return head

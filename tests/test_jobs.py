@@ -178,3 +178,13 @@ def test_a_working_directory_named_with_bytes_that_are_not_utf8_is_refused(sandb
     with pytest.raises(BadInput, match=r"working directory .*/caf\\xe9 is not valid UTF-8"):
         sandbox.start("hi", cwd=os.fsdecode(place))
     assert Job.select().count() == 0
+
+
+def test_the_engine_reports_the_model_the_session_names(sandbox):
+    go_on = sandbox.root / "go-on"
+    job = sandbox.start(f"UNTIL {go_on} ECHO done")  # no --model: Codex's own choice
+    assert job.model is None
+    view = wait_for(lambda: next((v for v in sandbox.engine.refresh([job]) if v.session_model), None),
+                    message="the model from the session")
+    assert view.model == "fake-model" and view.tokens is not None
+    go_on.touch()

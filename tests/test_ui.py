@@ -53,7 +53,8 @@ async def test_pane_follows_appended_lines(sandbox, app):
         await until(pilot, lambda: "step 3 of 30" in log_text(app), message="live lines in the pane")
         assert "› STREAM 30" in log_text(app)
         await pilot.press("r")  # raw JSON
-        await until(pilot, lambda: '"type": "response_item"' in log_text(app), message="raw lines")
+        await until(pilot, lambda: "▸ response_item · message" in log_text(app), message="raw records, one at a time")
+        assert '\n  "role": "assistant",\n' in log_text(app)  # pretty-printed, indented
         await pilot.press("r")
         assert "• working… step 1 of 30" in log_text(app)
 
@@ -70,7 +71,7 @@ async def test_follow_pauses_when_scrolled_up_and_f_toggles(sandbox, app):
         before = log.scroll_y
         await until(pilot, lambda: "step 14 of 60" in log_text(app), message="more lines")
         assert log.scroll_y == before  # not dragged down while the user reads
-        assert "follow paused" in str(app.pane.title_line.render())
+        assert "paused: scrolled up" in str(app.pane.state_line.render())
         await pilot.press("f")
         assert app.pane.follow is False
         await pilot.press("f")
@@ -243,8 +244,8 @@ async def test_search_in_the_pane_and_every_action_in_the_palette(sandbox, app):
         await pilot.press("slash")
         assert app.focused is app.pane.search_box
         await pilot.press(*"hi from", "enter")
-        assert "match 1/" in str(app.pane.title_line.render())
-        assert app.pane.follow is False  # reading a match: not dragged to the end
+        assert "“hi from” 1/" in str(app.pane.state_line.render())
+        assert "paused by search" in str(app.pane.state_line.render())  # reading a match: not dragged to the end
         titles = {c.title for c in app.get_system_commands(app.screen)}
         for action in ("Start a job", "Kill the selected job", "Toggle follow", "Toggle raw JSON", "Toggle all history",
                        "Cycle sort", "Filter jobs / search session", "Keys"):

@@ -22,7 +22,7 @@ async def until(pilot, condition, timeout: float = 15.0, message: str = "conditi
 
 
 def log_text(app) -> str:
-    return "\n".join(strip.text for strip in app.pane.log_view.lines)
+    return app.pane.log_view.text
 
 
 def table_text(app) -> str:

@@ -182,12 +182,7 @@ class CodexdashApp(App):
         return next((v for v in self.views if v.job.id == jid), None)
 
     def _show_selected(self) -> None:
-        v = self._selected_view()
-        if v is None:
-            self.pane.show_job(None, None)
-        else:
-            waiting = "" if v.job.is_live else "no session file was found for this job"
-            self.pane.show_job(v.job.id, v.job.session_file, waiting=waiting)
+        self.pane.show(self._selected_view(), self.views)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_selected()

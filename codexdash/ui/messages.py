@@ -30,6 +30,8 @@ class SessionUpdate(Message):
     reset: bool = False
     truncated: bool = False
     problem: str | None = None
+    start: int | None = None  # after a reset: where the first line begins in the file, when known
+    model: str | None = None  # the model named at the file's start, when the lines read begin later
 
 
 @dataclass

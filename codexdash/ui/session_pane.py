@@ -2,37 +2,39 @@
 
 The file is opened from its end (the last events only, so long sessions open at once) in a
 worker thread, then followed by the core's follower (woken by the file's changes only, and at once
-by the stop when another job is shown); every new line is parsed once. Follow pauses while
-the user is scrolled up and resumes when they come back to the bottom.
+by the stop when another job is shown); every new line is parsed once. What was read is
+kept (`SessionItems`) and drawn by `SessionLog`, which wraps it to the pane's width. Where
+follow-ups share the file, each job's part opens with a rule naming the job and how it ended.
+Follow pauses while the user is scrolled up or reading a search match, and resumes when they
+come back to the bottom.
 """
 
 from __future__ import annotations
 
-from collections import deque
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
-from textual.widgets import Input, RichLog, Static
+from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from codexdash.events import Event, Kind
 from codexdash.follow import Follower, Stop
-from codexdash.render import Line, render_event, render_raw, sanitize
+from codexdash.jobs import JobView
+from codexdash.render import sanitize
+from codexdash.session_files import read_head
+from codexdash.store import Job
 from codexdash.tail import open_session
+from codexdash.thread import thread_parts
 from codexdash.ui.messages import SessionUpdate
-from codexdash.ui.styles import LINE_STYLES
+from codexdash.ui.pane_header import error_text, state_text, title_text
+from codexdash.ui.session_items import SessionItems, first_offset
+from codexdash.ui.session_log import SessionLog
 
-INITIAL_EVENTS = 300
-MAX_LINES = 5000
+__all__ = ["SessionLog", "SessionPane"]
 
-
-class SessionLog(RichLog):
-    """The rendered lines; focusable so the keys scroll it."""
-
-    can_focus = True
+INITIAL_EVENTS = 1000
 
 
 class SessionPane(Vertical):
@@ -43,46 +45,53 @@ class SessionPane(Vertical):
         super().__init__(**kwargs)
         self.job_id: str | None = None
         self.path: str | None = None
-        self._events: deque[Event] = deque(maxlen=MAX_LINES)
-        self._raw_lines: deque[bytes] = deque(maxlen=MAX_LINES)
-        self._stop: Stop | None = None
+        self.job: Job | None = None
+        self.items = SessionItems()
+        self._engine_tokens: int | None = None  # the engine's figure, until the file gives one
         self._note = ""
-        self._tokens: int | None = None
-        self._paused = False  # following, but the user has scrolled up to read
+        self._stop: Stop | None = None
 
     def compose(self) -> ComposeResult:
         self.title_line = Static("", id="pane-title")
-        self.log_view = SessionLog(id="session-log", wrap=True, markup=False, highlight=False, max_lines=MAX_LINES,
-                                   auto_scroll=False, min_width=20)
-        self.search_box = Input(placeholder="search the session (enter: next, escape: close)", id="pane-search", classes="hidden")
+        self.state_line = Static("", id="pane-state")
+        self.error_line = Static("", id="pane-error", classes="hidden")
+        self.log_view = SessionLog(id="session-log")
+        self.search_box = Input(placeholder="search the session (enter: next, escape: close, n/N: step)",
+                                id="pane-search", classes="hidden")
         yield self.title_line
+        yield self.state_line
+        yield self.error_line
         yield self.log_view
         yield self.search_box
 
     # ---- what is shown ---------------------------------------------------------------------
 
-    def show_job(self, job_id: str | None, path: str | None, waiting: str = "") -> None:
-        """Shows this job's session (nothing new if it is already shown)."""
-        if job_id == self.job_id and path == self.path:
-            return
-        self._stop_following()
-        self.job_id, self.path = job_id, path
-        self._events.clear()
-        self._raw_lines.clear()
-        self.log_view.clear()
-        self._note = ""
-        self._tokens = None
-        if job_id is None:
-            self._placeholder("no job selected")
-        elif path is None:
-            self._placeholder(waiting or "waiting for Codex to create the session file…")
-        else:
-            self._stop = Stop()
-            self._follow(job_id, path, self._stop)
-        self._update_title()
+    def show(self, view: JobView | None, views: list[JobView]) -> None:
+        """Shows this job's session (opened again only if another job or file is shown), its
+        figures, and the parts of the jobs sharing its file."""
+        job = view.job if view is not None else None
+        path = job.session_file if job is not None else None
+        if job is None or job.id != self.job_id or path != self.path:
+            self._open(job, path)
+        self.job = job
+        self._engine_tokens = view.total_tokens if view is not None else None
+        parts = thread_parts(path, (v.job for v in views))
+        if parts != self.items.parts:
+            self.items.parts = parts
+            self._render_all()
+        self._update_header()
 
-    def _placeholder(self, text: str) -> None:
-        self.log_view.write(Text(text, style="dim italic"))
+    def _open(self, job: Job | None, path: str | None) -> None:
+        self._stop_following()
+        self.job_id, self.path, self.job = (job.id if job else None), path, job
+        self.items = SessionItems()
+        self._note = ""
+        self.log_view.find("")
+        self.log_view.stick()
+        if job is not None and path is not None:
+            self._stop = Stop()
+            self._follow(job.id, path, self._stop)
+        self._render_all()
 
     def _stop_following(self) -> None:
         if self._stop is not None:
@@ -100,7 +109,9 @@ class SessionPane(Vertical):
         except OSError as exc:
             self.post_message(SessionUpdate(job_id, path, [], [], reset=True, problem=f"cannot open {path}: {exc.strerror}"))
             return
-        self.post_message(SessionUpdate(job_id, path, opened.events, opened.lines, reset=True, truncated=opened.truncated))
+        model = read_head(path).model if opened.truncated else None
+        self.post_message(SessionUpdate(job_id, path, opened.events, opened.lines, reset=True, truncated=opened.truncated,
+                                        start=first_offset(opened, path), model=model))
         for more in Follower(opened, stop=stop):
             if worker.is_cancelled or stop.is_set():
                 return
@@ -111,78 +122,65 @@ class SessionPane(Vertical):
         message.stop()
         if message.job_id != self.job_id or message.path != self.path:
             return  # from a job no longer shown
-        log = self.log_view
-        if message.reset:
-            self._events.clear()
-            self._raw_lines.clear()
-            log.clear()
-            if message.truncated:
-                log.write(Text("… earlier events not shown", style="dim"))
+        items = self.items
+        if message.reset:  # opened, or truncated or replaced since: read from its start
+            start = message.start if message.start is not None or message.truncated else 0
+            items.reset(message.truncated, start)
         if message.problem:
             self._note = message.problem
-            self._update_title()
-            if not message.events:
-                return
-        at_end = log.is_vertical_scroll_end or log.max_scroll_y == 0
-        tokens = [e.tokens for e in message.events if e.kind == Kind.TOKENS]
-        if tokens:
-            self._tokens = tokens[-1]
-            self._update_title()
-        self._events.extend(message.events)
-        self._raw_lines.extend(message.raw_lines)
-        self._write(message.events, message.raw_lines)
-        if self.follow and (at_end or message.reset):
-            log.scroll_end(animate=False, immediate=False)
-        paused = self.follow and not (at_end or message.reset)
-        if paused != self._paused:
-            self._paused = paused
-            self._update_title()
+        items.model = message.model or items.model
+        items.add(message.raw_lines, message.events)
+        if message.reset:
+            self._render_all()
+        else:
+            self.log_view.append(items.render_new(self.raw, self.job_id))
+        self._update_header()
 
-    def _write(self, events: list[Event], raw_lines: list[bytes]) -> None:
-        log = self.log_view
-        lines: list[Line] = [render_raw(r) for r in raw_lines] if self.raw else [
-            line for e in events for line in render_event(e)
-        ]
-        for line in lines:
-            log.write(Text(line.text, style=LINE_STYLES.get(line.style, "")), scroll_end=False)
+    def _render_all(self) -> None:
+        if not self.is_mounted:
+            return
+        if self.job is None or self.path is None:
+            self.log_view.set_lines([Text(self._placeholder(), style="dim italic")])
+        else:
+            self.log_view.set_lines(self.items.render(self.raw, self.job_id))
 
-    def _rewrite(self) -> None:
-        self.log_view.clear()
-        self._write(list(self._events), list(self._raw_lines))
-        if self.follow:
-            self.log_view.scroll_end(animate=False, immediate=False)
+    def _placeholder(self) -> str:
+        if self.job is None:
+            return "no job selected"
+        if self.job.is_live:
+            return "waiting for Codex to create the session file…"
+        return "no session file was found for this job"
+
+    # ---- header ------------------------------------------------------------------------------
+
+    def _update_header(self) -> None:
+        if not self.is_mounted:
+            return
+        tokens = self.items.tokens if self.items.tokens is not None else self._engine_tokens
+        self.title_line.update(title_text(self.job, self.items.model, tokens))
+        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, self._note))
+        error = error_text(self.job)
+        self.error_line.set_class(error is None, "hidden")
+        self.error_line.update(error or "")
+
+    def on_session_log_changed(self, message: SessionLog.Changed) -> None:
+        message.stop()
+        self._update_header()
 
     # ---- toggles and search -------------------------------------------------------------------
 
     def watch_follow(self, follow: bool) -> None:
-        if follow and self.is_mounted:
-            self.log_view.scroll_end(animate=False)
-        self._paused = False
-        self._update_title()
+        if not self.is_mounted:
+            return
+        self.log_view.follow = follow
+        if follow:
+            self.log_view.stick()
+        self._update_header()
 
     def watch_raw(self, _raw: bool) -> None:
         if self.is_mounted:
-            self._rewrite()
-            self._update_title()
-
-    def _update_title(self) -> None:
-        if not self.is_mounted:
-            return
-        if self.job_id is None:
-            text = Text("Session", style="bold")
-        else:
-            text = Text.assemble(("Session ", "bold"), (self.job_id, "bold"))
-            if self.follow and self._paused:
-                text.append("  follow paused (scrolled up)", style="yellow")
-            else:
-                text.append("  follow" if self.follow else "  follow off", style="green" if self.follow else "yellow")
-            if self._tokens is not None:
-                text.append(f"  Σ {self._tokens:,} tokens", style="dim")
-            if self.raw:
-                text.append("  raw", style="cyan")
-            if self._note:
-                text.append(f"  {self._note}", style="red")
-        self.title_line.update(text)
+            self._render_all()
+            self._update_header()
 
     def open_search(self) -> None:
         box = self.search_box
@@ -190,9 +188,13 @@ class SessionPane(Vertical):
         box.focus()
 
     def close_search(self) -> None:
-        box = self.search_box
-        box.add_class("hidden")
+        self.search_box.add_class("hidden")
         self.log_view.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "pane-search":
+            event.stop()
+            self.log_view.find(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "pane-search":
@@ -200,21 +202,15 @@ class SessionPane(Vertical):
         event.stop()
         self.find_next(event.value)
 
-    def find_next(self, query: str) -> int | None:
-        """Scrolls to the next line containing `query`; returns its line number."""
+    def find_next(self, query: str, forward: bool = True) -> int | None:
+        """Moves to the next match of `query` (highlighting every one); returns its line id."""
+        log = self.log_view
+        if query != log.search.query:
+            log.find(query)
         if not query:
             return None
-        log = self.log_view
-        q = query.lower()
-        hits = [i for i, strip in enumerate(log.lines) if q in strip.text.lower()]
-        if not hits:
+        match = log.step(forward)
+        if match is None:
             self.notify(sanitize(f"not found in the session: {query}"), severity="warning", markup=False)
             return None
-        current = int(log.scroll_y)
-        after = [i for i in hits if i > current]
-        target = after[0] if after else hits[0]
-        self.follow = False
-        log.scroll_to(y=target, animate=False)
-        self._note = f"match {hits.index(target) + 1}/{len(hits)}"
-        self._update_title()
-        return target
+        return match.line

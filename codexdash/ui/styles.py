@@ -14,6 +14,8 @@ LINE_STYLES = {
     "error": "bold red",
     "dim": "dim",
     "notice": "magenta",
+    "part": "bold",  # the rule opening another job's part of a shared session file
+    "part-current": "bold reverse",  # the rule opening the shown job's own part
 }
 
 STATUS_STYLES = {
