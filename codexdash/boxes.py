@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -230,20 +229,23 @@ class LocalBox:
 
 
 class LocalFollower:
-    """A job's session (or a session file) on this box as rendered lines, then a FollowEnd.
+    """A job's session (a job of codexdash's, a Codex session started elsewhere, or a session
+    file) on this box as rendered lines, then a FollowEnd: what `logs` prints, here or for
+    another codexdash over ssh.
 
-    Built on the one follow step every follower shares (`OpenedSession.read_more`), woken by
-    file events; a followed job is looked at once a second and the follow ends with it."""
+    Woken by the file's changes only (the core's follower); a followed job is also looked at
+    once a second, and the follow ends with it. An error reading the file is one Refused line;
+    errors writing what it yields are the consumer's."""
 
     WAIT_FOR_FILE = 0.2  # Codex creates its file a moment after it starts
     LOOK_EVERY = 1.0
 
     def __init__(self, engine, target: str, raw: bool, tail: int | None, follow: bool) -> None:
+        from codexdash.follow import Stop
+
         if tail is not None and tail < 0:
             raise BadInput("--tail takes a number of events, 0 or more")
         self.engine, self.raw, self.tail, self.follow = engine, raw, tail, follow
-        from codexdash.follow import Stop
-
         self._stop = Stop()
         self.job = None
         self.path = self._resolve(target)
@@ -252,9 +254,21 @@ class LocalFollower:
         path = Path(target).expanduser()
         if path.is_file():
             return path
-        if os.sep in target or target.endswith(".jsonl"):
+        if os.sep in target or target.endswith((".jsonl", ".jsonl.zst")):
             raise BadInput(f"no session file {target}")
-        job = self.job = self.engine.find(target)
+        if not target.isascii():
+            try:
+                target.encode("utf-8")
+            except UnicodeEncodeError:  # not a job id: a file name that is not there
+                shown = target.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise BadInput(f"no session file {shown}") from None
+        try:
+            job = self.job = self.engine.find(target)
+        except BadInput:
+            session = self.engine.find_external(target.lstrip("~"))  # a session started elsewhere
+            if session is None:
+                raise
+            return Path(session.session_file)
         found = self.engine.session_file(job)
         while found is None and self.follow and job.is_live and not self._stop.is_set():
             self._stop.wait(self.WAIT_FOR_FILE)
@@ -271,13 +285,13 @@ class LocalFollower:
         try:
             yield from self._lines()
         except OSError as exc:
-            raise Refused(f"cannot read {self.path}: {exc.strerror}") from None
+            raise Refused(f"cannot read {self.path}: {exc.strerror or exc}") from None
 
     def _lines(self) -> Iterator[Line | FollowEnd]:
         from codexdash.events import Event, Kind
-        from codexdash.render import render_event, render_raw, render_tokens
         from codexdash.follow import Follower
-        from codexdash.tail import open_session, open_session_raw, session_from
+        from codexdash.render import render_event, render_raw, render_tokens
+        from codexdash.tail import is_compressed, open_session, open_session_raw, session_from
 
         tokens: list[int] = []
 
@@ -301,17 +315,25 @@ class LocalFollower:
 
         if self.tail is not None and self.raw:
             session = open_session_raw(self.path, self.tail)
-            yield from rendered([], session.lines)
+            events, lines, problem = [], session.lines, None
         elif self.tail is not None:
             session = open_session(self.path, last=self.tail)
-            if session.truncated:
-                yield from notice("earlier events not shown")
-            yield from rendered(session.events, session.lines)
+            events, lines, problem = session.events, session.lines, None
         else:
             session = session_from(self.path)
             first = session.read_more()
-            yield from rendered(first.events, first.lines)
+            events, lines, problem = first.events, first.lines, first.problem
+        if self.tail is not None and session.truncated:
+            yield from notice("earlier events not shown")
+        yield from rendered(events, lines)
+        if problem:
+            raise Refused(problem)
         if not self.follow:
+            yield from end()
+            return
+        if is_compressed(self.path):
+            # Codex compresses only a session left untouched for days: nothing more will come.
+            yield from notice("the session file is compressed: Codex has finished with it")
             yield from end()
             return
         last_look = time.monotonic()
@@ -333,6 +355,7 @@ class LocalFollower:
                     yield from rendered(last.events, last.lines)
                     yield from end()
                     return
+        yield from end()
 
 
 # ---- every box at once ------------------------------------------------------------------------

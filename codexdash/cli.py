@@ -13,8 +13,6 @@ import re
 import sqlite3
 import sys
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import peewee
 
@@ -429,116 +427,11 @@ def _style(line, color: bool) -> str:
 
 
 def cmd_logs(args, ctx: Context) -> int:
-    from codexdash.events import Event, Kind
-    from codexdash.render import render_event, render_raw, render_tokens
-    from codexdash.follow import Follower
-    from codexdash.tail import Appended, is_compressed, open_session, open_session_raw, session_from
+    """A session as it is written, here or on another box: one follower (boxes.LocalFollower)
+    reads, this prints."""
+    from codexdash.cli_boxes import logs_over_box
 
-    if args.json or ctx.host is not None:
-        from codexdash.cli_boxes import logs_over_box
-
-        return logs_over_box(args, ctx)
-    job = None
-    path = Path(args.target).expanduser()
-    if not path.is_file():
-        if os.sep in args.target or args.target.endswith((".jsonl", ".jsonl.zst")):
-            raise BadInput(f"no session file {args.target}")
-        if (shown := _undecodable(args.target)) is not None:  # not a job id: a file that is not there
-            raise BadInput(f"no session file {shown}")
-        job, session = _job_or_session(ctx, args.target)
-        found = session.session_file if session is not None else ctx.engine.session_file(job)
-        while found is None and args.follow and job is not None and job.is_live:
-            time.sleep(0.2)  # Codex creates its file a moment after it starts
-            ctx.engine.reconcile(job)
-            found = ctx.engine.session_file(job)
-        if found is None:
-            raise Refused(f"job {job.id} has no session file (yet)")
-        path = Path(found)
-    if args.tail is not None and args.tail < 0:
-        raise BadInput("--tail takes a number of events, 0 or more")
-    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    out = sys.stdout
-    tokens: list[int] = []
-
-    def emit(events, raw_lines) -> None:
-        if args.raw:
-            for raw in raw_lines:
-                out.write(_style(render_raw(raw), color) + "\n")
-            return
-        for event in events:
-            if event.tokens is not None:
-                tokens.append(event.tokens)
-            for line in render_event(event):
-                out.write(_style(line, color) + "\n")
-
-    def notice(text: str) -> None:
-        if not args.raw:  # raw output stays JSON lines only
-            out.write(_style(render_event(Event(Kind.NOTICE, text))[0], color) + "\n")
-
-    def finish() -> int:
-        if tokens and not args.raw:
-            out.write(_style(render_tokens(tokens[-1]), color) + "\n")
-        out.flush()
-        return 0
-
-    with _reading(path):
-        if args.tail is not None and args.raw:
-            session = open_session_raw(path, args.tail)
-            first = Appended([], session.lines)
-        elif args.tail is not None:
-            session = open_session(path, last=args.tail)
-            first = Appended(session.events, session.lines)
-        else:
-            session = session_from(path)
-            first = session.read_more()
-    if args.tail is not None and session.truncated and not args.raw:
-        notice("earlier events not shown")
-    emit(first.events, first.lines)
-    if first.problem:
-        out.flush()
-        raise Refused(first.problem)
-    if not args.follow:
-        return finish()
-    if is_compressed(path):
-        # Codex compresses only a session left untouched for days: nothing more will come.
-        notice("the session file is compressed: Codex has finished with it")
-        return finish()
-    out.flush()
-    # Woken by the file's changes only; following a job, also once a second with nothing new,
-    # to notice that the job ended.
-    follower = Follower(session, timeout=1.0 if job is not None else None)
-    updates = iter(follower)
-    last_check = time.monotonic()
-    while True:
-        with _reading(path):
-            more = next(updates, None)
-        if more is None:
-            return finish()
-        if more.reset:
-            notice("the file was truncated or replaced: reading it again")
-        emit(more.events, more.lines)
-        if more.problem:
-            notice(more.problem)
-        out.flush()
-        if more.ended:
-            return finish()
-        if job is not None and time.monotonic() - last_check >= 1.0:
-            last_check = time.monotonic()
-            ctx.engine.reconcile(job)
-            if not job.is_live:
-                with _reading(path):
-                    last = follower.read()
-                emit(last.events, last.lines)
-                return finish()
-
-@contextmanager
-def _reading(path: Path):
-    """An error reading the session file, as one line. Only reads go under it: a failed write
-    to stdout (a reader that went away) is not the file's fault, and main ends it quietly."""
-    try:
-        yield
-    except OSError as exc:
-        raise Refused(f"cannot read {path}: {exc.strerror}") from None
+    return logs_over_box(args, ctx)
 
 
 # Characters JSON leaves as they are but a terminal may act on: DEL, C1 controls, bidi overrides,
