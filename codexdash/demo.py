@@ -8,6 +8,7 @@ or job database.
 from __future__ import annotations
 
 import shutil
+import time
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +18,18 @@ from codexdash.fake_codex import install
 from codexdash.jobs import JobEngine, StartRequest
 from codexdash.store import Store, open_store
 
-# What the fake agent does is read from words in the prompt (see codexdash.fake_codex).
-DEMO_PROMPTS = [
-    "ECHO Refactored the session parser; all 42 tests pass.",
-    "FAIL to reach the model: this one ends with an error",
-    "please SLEEP 4 then ECHO The build is green.",
-    "STREAM 900 a long task that writes steadily: watch the pane follow it",
-    "IGNORE_SIGNALS STREAM 900 ignores SIGINT and SIGTERM: kill it to see the escalation",
-    "ESCAPE 900 then SLEEP 900: its child leaves the process group; the kill sweeps it",
+# What the fake agent does is read from words in the prompt (see codexdash.fake_codex):
+# (name, working directory under the sandbox, prompt, extra Codex arguments).
+DEMO_JOBS = [
+    ("parser refactor", "api", "ECHO Refactored the session parser; all 42 tests pass.", []),
+    ("model outage", "api", "FAIL to reach the model: this one ends with an error", []),
+    ("rejected flag", "web", "ECHO never runs: Codex refuses an argument it does not know", ["--no-such-flag"]),
+    ("CI build", "web", "please SLEEP 4 then ECHO The build is green.", []),
+    ("long migration", "infra", "STREAM 900 a long task that writes steadily: watch the pane follow it", []),
+    ("stubborn agent", "infra", "IGNORE_SIGNALS STREAM 900 ignores SIGINT and SIGTERM: kill it to see the escalation", []),
+    ("escaping child", "web", "ESCAPE 900 then SLEEP 900: its child leaves the process group; the kill sweeps it", []),
 ]
+FOLLOW_UP = "ECHO Also updated the changelog, as asked in this follow-up."
 
 
 @dataclass
@@ -49,9 +53,25 @@ def create_demo(root: Path | None = None) -> DemoSandbox:
                         interrupt_grace=2.0, terminate_grace=2.0)
     store = open_store(settings.db_path)
     engine = JobEngine(settings, store)
-    for prompt in DEMO_PROMPTS:
-        engine.start(StartRequest(prompt=prompt, cwd=str(root / "work"), model="fake-model"))
+    first = None
+    for name, work, prompt, extra in DEMO_JOBS:
+        (root / "work" / work).mkdir(exist_ok=True)
+        job = engine.start(StartRequest(prompt=prompt, cwd=str(root / "work" / work), model="fake-model", name=name,
+                                        extra_args=extra))
+        first = first or job
+    _follow_up(engine, first)
     return DemoSandbox(root, settings, store, engine)
+
+
+def _follow_up(engine: JobEngine, parent) -> None:
+    """A follow-up of the first job once it has ended (a moment: it only answers)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        engine.reconcile(parent)
+        if not parent.is_live:
+            engine.resume(parent, FOLLOW_UP)
+            return
+        time.sleep(0.05)
 
 
 def stop_demo_jobs(demo: DemoSandbox) -> None:

@@ -112,7 +112,9 @@ def test_demo_shows_its_jobs_and_cleans_up(tmp_path):
         assert "● running" in screen and "✔ completed" in screen
         root = re.search(r"CODEX_HOME (\S+)/codex-home", screen).group(1)
         markers = [m for (m,) in sqlite3.connect(f"{root}/jobs.db").execute("select marker from job")]
-        assert len(markers) == 6
+        from codexdash.demo import DEMO_JOBS
+
+        assert len(markers) == len(DEMO_JOBS) + 1  # and a follow-up of the first
         term.keys("q")
         wait_for(lambda: done.exists(), timeout=30, message="the demo to exit")
         assert not os.path.exists(root)
