@@ -16,10 +16,12 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from peewee import BooleanField
 
 from codexdash import codex_stderr, notify
 from codexdash.changes import start_snapshot, wants_worktree, work_tree_root
@@ -54,8 +56,13 @@ from codexdash.tail import OpenedSession, open_session, session_from
 START_GRACE = 10.0
 # Linux caps one argument at 128 KiB; longer prompts go to Codex on stdin (`-` as the prompt).
 MAX_PROMPT_ARG = 100_000
-# How often a live job without a known session file has its processes' open files searched.
+# How often a live job without a known session file has its processes' open files searched
+# (Codex opens it as it starts: a job still without one a minute later is searched less often,
+# up to every DISCOVERY_MAX_INTERVAL), and how many such searches one refresh makes at most:
+# hundreds of jobs started together are searched in turns, the newest first.
 DISCOVERY_INTERVAL = 2.0
+DISCOVERY_MAX_INTERVAL = 30.0
+DISCOVERY_BUDGET = 10
 # Finished jobs shown by default: the last day's.
 RECENT_SECONDS = 24 * 3600
 # Codex's own values for --sandbox (clap rejects any other with exit 2).
@@ -128,39 +135,101 @@ class Activity:
 
 
 class JobList:
-    """The jobs a dashboard shows, kept between refreshes. Finished records never change, so a
-    refresh reads only the live jobs, the ones live last time, and the ones new since."""
+    """The jobs a dashboard shows, kept between refreshes, each with its last view.
+
+    The store is read again only when something committed to it since the last read (SQLite's
+    data version): a refresh of an unchanged store reads no row. Then only the live jobs, the
+    ones live since the last read, and the ones new since are read, as plain rows (finished
+    records never change): a kept job's fields are replaced only when its row changed, and a
+    model object is built only for a job not seen before (building 500 of them a second was
+    most of the read). A finished job's view is built once and handed out again: a refresh does
+    work for its live jobs only, however many records are shown.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
-        self._order: list[Job] = []
+        self._order: list[Job] = []  # newest first
+        self._views: list[JobView] = []  # one per job of `_order`, in its order
+        self._position: dict[str, int] = {}
+        self.live: list[int] = []  # positions of the live jobs, as last known
+        self._watched: set[str] = set()  # jobs live at some time since the last read
         self._all_history: bool | None = None
         self._newest = 0.0
+        self._version: int | None = None
 
     def load(self, engine: JobEngine, all_history: bool) -> list[Job]:
+        version = engine.store.data_version()  # asked before reading: a commit meanwhile is read next time
         if all_history != self._all_history:
-            fetched = engine.jobs(all_history=all_history)
-            self._jobs = {}
+            rows = list(job_rows(engine.store, engine._listed(True, all_history).order_by()))
+            self._jobs, self._order, self._views, self._position = {}, [], [], {}
             self._all_history = all_history
+        elif version is not None and version == self._version:
+            rows = None  # nothing was committed since the last read
         else:
-            were_live = [j.id for j in self._order if j.status in JobStatus.LIVE]
             # A little slack for the clocks of other processes writing the same store.
-            cond = Job.status.in_(JobStatus.LIVE) | (Job.created_at > self._newest - 5)
-            if were_live:
-                cond = cond | Job.id.in_(were_live)
-            fetched = list(Job.select().where(cond))
-        added = False
-        for job in fetched:
-            kept = self._jobs.get(job.id)
+            rows = list(job_rows(engine.store, Job.select().where(
+                Job.status.in_(JobStatus.LIVE) | (Job.created_at > self._newest - 5))))
+            fetched = {row["id"] for row in rows}
+            ended = [job_id for job_id in self._watched if job_id not in fetched]
+            if ended:  # live since the last read, finished since: read once more
+                rows += job_rows(engine.store, Job.select().where(Job.id.in_(ended)))
+        self._version = version
+        if rows is None:
+            self.live = [i for i in self.live if self._order[i].status in JobStatus.LIVE]
+            return self._order
+        added = []
+        changed = []
+        for data in rows:
+            kept = self._jobs.get(data["id"])
             if kept is None:
-                self._jobs[job.id] = job
-                added = True
-            else:
-                kept.__data__.update(job.__data__)  # same object: views and the order stay valid
-            self._newest = max(self._newest, job.created_at)
+                kept = self._jobs[data["id"]] = job_from_row(data)
+                added.append(kept)
+            elif kept.__data__ != data:
+                kept.__data__.update(data)  # same object: views and the order stay valid
+            changed.append(kept)
+            self._newest = max(self._newest, data["created_at"])
         if added:
+            views = {v.job.id: v for v in self._views}
             self._order = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+            self._position = {j.id: i for i, j in enumerate(self._order)}
+            self._views = [views.get(j.id) or JobView(j) for j in self._order]
+        for job in changed:
+            if job.status not in JobStatus.LIVE:
+                self._views[self._position[job.id]] = JobView(job)  # without the figures it had
+        self.live = sorted(self._position[j.id] for j in changed if j.status in JobStatus.LIVE)
+        self._watched = {j.id for j in changed if j.status in JobStatus.LIVE}
         return self._order
+
+    def views(self) -> list[JobView]:
+        """Every job's last view, in order (a new list: the caller may replace live ones)."""
+        return list(self._views)
+
+    def keep(self, views: list[JobView]) -> None:
+        """The views a refresh made (its live jobs' new ones) are the last views now."""
+        self._views = views
+
+
+def job_rows(store: Store, query) -> Iterator[dict]:
+    """The query's jobs as plain dicts of their fields (as a model's `__data__`), straight from
+    the cursor: the stored values are numbers and text already; only booleans are converted."""
+    cursor = store.db.execute(query)
+    columns = Job._meta.columns
+    names = [columns[d[0]].name for d in cursor.description]
+    booleans = [i for i, d in enumerate(cursor.description) if isinstance(columns[d[0]], BooleanField)]
+    for values in cursor:
+        if booleans:
+            values = list(values)
+            for i in booleans:
+                if values[i] is not None:
+                    values[i] = bool(values[i])
+        yield dict(zip(names, values))
+
+
+def job_from_row(data: dict) -> Job:
+    """A job model from a row of `job_rows`, as peewee builds one from a query."""
+    job = Job(__no_default__=1, **data)
+    job._dirty.clear()
+    return job
 
 
 @dataclass
@@ -633,29 +702,63 @@ class JobEngine:
             return self._refresh(jobs, all_history)
 
     def _refresh(self, jobs: list[Job] | None, all_history: bool) -> list[JobView]:
-        jobs = self._job_list.load(self, all_history) if jobs is None else jobs
-        views = []
         live = JobStatus.LIVE
-        live_jobs = [job for job in jobs if job.status in live]
-        if live_jobs:
-            # A job just started has its tree read afresh: its session file is found there.
-            young = any(job.session_file is None and now() - job.created_at < 15 for job in live_jobs)
+        every_job = jobs is None
+        if every_job:
+            listed = self._job_list
+            jobs = listed.load(self, all_history)
+            views = listed.views()
+            positions = listed.live
+        else:
+            views = [JobView(job) for job in jobs]
+            positions = [i for i, job in enumerate(jobs) if job.status in live]
+        if positions:
+            # A job just started has its tree read afresh when its open files are to be searched
+            # again: its session file is found there.
+            at = now()
+            young = any(jobs[i].session_file is None and at - jobs[i].created_at < 15
+                        and at - self._discovery.get(jobs[i].id, 0.0) >= DISCOVERY_INTERVAL for i in positions)
             self.poller.begin_cycle(fresh=young)
-        for job in jobs:
-            view = JobView(job)
-            views.append(view)
+        searches = DISCOVERY_BUDGET
+        for i in positions:
+            job = jobs[i]
+            view = views[i] = JobView(job)
             if job.status not in live:
-                continue
-            proc = self.reconcile(job)
-            if proc is not None:
-                view.stats = self.poller.sample(proc)
-                self._find_session_file_live(job, proc, every=DISCOVERY_INTERVAL)
+                continue  # it ended in this process since the store was last read
+            if self._still_running(job):
+                pid = job.pid
+            else:
+                proc = self.reconcile(job)
+                pid = proc.pid if proc is not None else None
+            if pid is not None:
+                view.stats = self.poller.sample(pid, job.pid_start_time if pid == job.pid else None)
+                if job.session_file is None and searches > 0 and self._find_session_file_live(job, every=DISCOVERY_INTERVAL):
+                    searches -= 1
             if job.status in live:
                 self._follow_activity(job, view)
                 if self.settings.notify_command and view.last_activity is not None:
                     notify.check_stall(self, job, view.last_activity, view.as_json())
         self.poller.prune()
+        if every_job:
+            listed.keep(views)
+            self._forget_ended({jobs[i].id for i in positions if jobs[i].status in live})
         return views
+
+    def _forget_ended(self, live: set[str]) -> None:
+        """Drops what was kept for following jobs that are no longer live, however they ended
+        (another codexdash may have settled them): a dashboard open for days keeps nothing
+        per finished job but its record."""
+        for kept in (self._activity, self._discovery, self.stalls_seen):
+            for job_id in [k for k in kept if k not in live]:
+                del kept[job_id]
+
+    def _still_running(self, job: Job) -> bool:
+        """A running job's process is the one recorded and has not exited (nor been reaped here):
+        nothing to reconcile. Told by the poller from the job's pidfd or one read of its `stat`."""
+        if job.status not in (JobStatus.RUNNING, JobStatus.STARTING) or not self.poller.alive(job.pid, job.pid_start_time):
+            return False
+        child = self._children.get(job.id)
+        return child is None or child.poll() is None
 
     def reap(self, job: Job, wait: float = 0.0) -> int | None:
         """The exit status of a job this process spawned, once it has exited (reaping it, so
@@ -836,12 +939,23 @@ class JobEngine:
             job.worktree = cwd
         return job.worktree
 
-    def _find_session_file_live(self, job: Job, proc: psutil.Process, every: float = 0.0) -> None:
+    def _find_session_file_live(self, job: Job, proc: psutil.Process | None = None, every: float = 0.0) -> bool:
+        """Looks for the file among the open files of the job's processes, unless it was looked
+        for less than `every` seconds ago. Whether it looked."""
         if job.session_file is not None:
-            return
+            return False
+        if every:
+            every = min(max(every, (now() - job.created_at) / 10), DISCOVERY_MAX_INTERVAL)
         if every and now() - self._discovery.get(job.id, 0.0) < every:
-            return  # searched a moment ago: listing open files of every process is not free
+            return False  # searched a moment ago: listing open files of every process is not free
         self._discovery[job.id] = now()
+        proc = proc or process_if_same(job.pid, job.pid_start_time)
+        if proc is None:
+            return True
+        self._search_open_files(job, proc)
+        return True
+
+    def _search_open_files(self, job: Job, proc: psutil.Process) -> None:
         source = job_thread_source(job)
         for path in open_session_files(self.poller.tree(proc), str(sessions_dir(self.codex_home(job)))):
             # A file the job's processes hold is its own; its head says so where Codex wrote it.

@@ -264,6 +264,8 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._copy: sqlite3.Connection | None = None
+        self._probe: sqlite3.Connection | None = None
+        self._probe_lock = threading.Lock()
         if readonly:
             # The file is read once into memory: a look that settles a job works on the copy,
             # and nothing, not even a -shm file, is written beside the database.
@@ -291,7 +293,25 @@ class Store:
         except (pw.OperationalError, pw.DatabaseError, sqlite3.DatabaseError) as exc:
             raise StoreError(f"cannot write the job database {self.path}: {exc}") from None
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever a transaction commits to the database, from any
+        connection of any process (SQLite's `PRAGMA data_version`, asked of a connection of its
+        own that never writes). None when it cannot be told (a read-only copy): read again."""
+        if self.readonly:
+            return None
+        with self._probe_lock:
+            try:
+                if self._probe is None:
+                    self._probe = sqlite3.connect(str(self.path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+                return self._probe.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                return None
+
     def close(self) -> None:
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
         self.db.close()
         if self._copy is not None:
             self._copy.close()
