@@ -257,31 +257,45 @@ class JobView:
         return job_json(self.job.__data__, self.stats, self.tokens, self.tokens_detail)
 
 
+# The stored fields a job's JSON is made of, in the order `row_json` takes them.
+JSON_FIELDS = ("id", "name", "pid", "status", "cwd", "prompt", "model", "created_at", "ended_at", "exit_code",
+               "session_id", "session_file", "tokens", "tokens_detail", "error", "parent_id", "retry_of", "worktree")
+
+
 def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None,
              tokens_detail: dict | None = None) -> dict:
     """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
+    return row_json(tuple(data.get(f) for f in JSON_FIELDS), stats, tokens, tokens_detail)
+
+
+def row_json(row: tuple, stats: ProcessStats | None = None, tokens: int | None = None,
+             tokens_detail: dict | None = None) -> dict:
+    """A job as JSON from its JSON_FIELDS as stored (a row straight from the store: `list
+    --json` turns thousands of them into JSON without a model object or a dict between)."""
+    (job_id, name, pid, status, cwd, prompt, model, created_at, ended_at, exit_code, session_id, session_file,
+     stored_tokens, stored_detail, error, parent_id, retry_of, worktree) = row
     return {
-        "id": data["id"],
-        "name": data.get("name") or title(data["prompt"]),
-        "pid": data.get("pid"),
-        "status": data["status"],
-        "cwd": data["cwd"],
-        "prompt": data["prompt"],
-        "model": data.get("model"),
-        "created_at": iso_time(data.get("created_at")),
-        "ended_at": iso_time(data.get("ended_at")),
-        "exit_code": data.get("exit_code"),
-        "session_id": data.get("session_id"),
-        "session_file": data.get("session_file"),
-        "tokens": tokens if tokens is not None else data.get("tokens"),
-        "tokens_detail": tokens_detail if tokens_detail is not None else _json_or_none(data.get("tokens_detail")),
+        "id": job_id,
+        "name": name or title(prompt),
+        "pid": pid,
+        "status": status,
+        "cwd": cwd,
+        "prompt": prompt,
+        "model": model,
+        "created_at": iso_time(created_at),
+        "ended_at": iso_time(ended_at),
+        "exit_code": exit_code,
+        "session_id": session_id,
+        "session_file": session_file,
+        "tokens": tokens if tokens is not None else stored_tokens,
+        "tokens_detail": tokens_detail if tokens_detail is not None else _json_or_none(stored_detail),
         "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
         "rss_bytes": stats.rss_bytes if stats else None,
-        "error": data.get("error"),
-        "parent_id": data.get("parent_id"),
-        "retry_of": data.get("retry_of"),
+        "error": error,
+        "parent_id": parent_id,
+        "retry_of": retry_of,
         "external": False,
-        "worktree": data.get("worktree"),
+        "worktree": worktree,
         "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
     }
 
@@ -334,10 +348,17 @@ def _ended_at(summary: SessionSummary | None) -> float:
     return now()
 
 
+_UTC = dt.timezone.utc
+
+
 def iso_time(ts: float | None) -> str | None:
+    """The UTC time as ISO 8601 with milliseconds (`2026-01-01T00:00:00.000Z`), as
+    `isoformat(timespec="milliseconds")` writes it, formatted directly (a third faster:
+    `list --json` writes two per job)."""
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    d = dt.datetime.fromtimestamp(ts, _UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond // 1000)
 
 
 class JobEngine:
@@ -444,23 +465,24 @@ class JobEngine:
         return list(self._listed(include_finished, all_history))
 
     def listing(self, all_history: bool = False, external: bool = True) -> list[dict]:
-        """Every listed job as JSON, live ones reconciled and measured, and (unless `external`
-        is False) the Codex sessions codexdash did not start. Finished records are read as
-        plain rows: building models for thousands of them was most of `list --json`."""
-        live = self.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))
-        rows = [v.as_json() for v in live]
-        seen = {v.job.id for v in live}
-        # Raw rows from the cursor: the stored values are plain numbers and text already, and
-        # skipping the per-column conversions halves the time over thousands of records.
-        cursor = self.store.db.execute(self._listed(True, all_history))
-        names = [d[0] for d in cursor.description]
-        for values in cursor:
-            data = dict(zip(names, values))
-            if data["id"] not in seen:
-                rows.append(job_json(data))
+        """Every listed job as JSON, newest first, live ones reconciled and measured, and
+        (unless `external` is False) the Codex sessions codexdash did not start. Finished
+        records go from the store's rows to JSON directly: building models for thousands of
+        them was most of `list --json`."""
+        live = {v.job.id: v for v in self.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))}
+        query = self._listed(True, all_history).select(*(getattr(Job, f) for f in JSON_FIELDS))
+        rows = []
+        for row in self.store.db.execute(query):
+            view = live.pop(row[0], None)
+            rows.append(view.as_json() if view is not None else row_json(row))
+        if live:  # ended and left the recent window between the two reads: still listed
+            rows.extend(v.as_json() for v in live.values())
         if external:
-            rows.extend(s.as_json(iso_time) for s in self.external_sessions(all_history))
-        rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
+            sessions = self.external_sessions(all_history)
+            if sessions:
+                rows.extend(s.as_json(iso_time) for s in sessions)
+        if live or external and sessions:
+            rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
         return rows
 
     def forget(self, job: Job) -> None:

@@ -4,15 +4,19 @@ straight from the store's rows."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
+import time
 
 import psutil
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from codexdash import procs
-from codexdash.jobs import JobList
+from codexdash.jobs import JobList, iso_time, job_json
 from codexdash.procs import ProcessPoller, read_stat, boot_time
 from codexdash.store import Job, JobStatus
 from tests.conftest import wait_for
@@ -146,3 +150,27 @@ def test_job_list_hands_out_a_finished_jobs_view_again(sandbox):
     Job.update(tokens=3).where(Job.id == "nothing").execute()  # a commit: the store is read again
     listed.load(sandbox.engine, all_history=False)
     assert listed.views()[0] is first[0] and listed.live == []
+
+
+def test_list_json_from_rows_is_job_json_of_the_records(sandbox):
+    now = time.time()
+    with sandbox.engine.store.write():
+        for i, extra in enumerate([{}, {"name": "named"}, {"tokens_detail": json.dumps({"input": 3, "total": 9}), "tokens": 9},
+                                   {"ended_at": None, "status": JobStatus.FAILED_TO_START, "error": "boom\n\x1b[31m"},
+                                   {"parent_id": "p", "retry_of": "r", "worktree": "/w", "session_id": "s", "session_file": "/f"}]):
+            fields = dict(id=f"job{i}", marker=f"m{i}", status=JobStatus.COMPLETED, argv="[]", cwd="/tmp",
+                          prompt=f"\n  line one of {i}\nline two", created_at=now - i - 0.0004996, started_at=now - i,
+                          ended_at=now - i + 1.9999996, exit_code=0)
+            fields.update(extra)
+            Job.create(**fields)
+    expected = [job_json(j.__data__) for j in Job.select().order_by(Job.created_at.desc())]
+    assert sandbox.engine.listing(external=False) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.floats(min_value=0, max_value=4e9, allow_nan=False),
+                 st.integers(min_value=0, max_value=4_000_000_000).map(lambda s: s + 0.9995),
+                 st.integers(min_value=0, max_value=4_000_000_000).map(lambda s: s + 0.0005)))
+def test_iso_time_is_isoformat_in_milliseconds(ts):
+    expected = dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert iso_time(ts) == expected
