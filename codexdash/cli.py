@@ -17,8 +17,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import peewee
-
 from codexdash import __version__, format as fmt
 from codexdash.config import Settings, load_settings
 from codexdash.errors import BadInput, CodexdashError, Refused
@@ -200,15 +198,24 @@ def _main(argv: list[str] | None) -> int:
     except CodexdashError as exc:
         sys.stderr.write(f"codexdash: {exc}\n")
         return exc.exit_code
-    except (peewee.PeeweeException, sqlite3.Error) as exc:
-        # The store raises StoreError for what it foresees; anything else is still one line.
-        sys.stderr.write(f"codexdash: database error: {exc}\n")
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         _stdout_to_devnull()
         return 0
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        # The store raises StoreError for what it foresees; anything else is still one line.
+        sys.stderr.write(f"codexdash: database error: {exc}\n")
+        return 1
+
+
+def _database_error(exc: Exception) -> bool:
+    """An error of SQLite or peewee (peewee is asked only if it was loaded: it is loaded
+    only with the store, and `--help` or `--version` need neither)."""
+    peewee = sys.modules.get("peewee")
+    return isinstance(exc, sqlite3.Error) or (peewee is not None and isinstance(exc, peewee.PeeweeException))
 
 
 # Arguments that name a file codexdash only opens may be any bytes, as file names may be; every

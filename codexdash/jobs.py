@@ -9,11 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
-import shlex
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,13 +19,10 @@ from pathlib import Path
 import psutil
 from peewee import BooleanField
 
-from codexdash import codex_stderr, notify
-from codexdash.changes import start_snapshot, wants_worktree, work_tree_root
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
 from codexdash.format import title
-from codexdash.identity import marker_argument
 from codexdash.procs import (
     ProcessPoller,
     ProcessStats,
@@ -97,6 +90,8 @@ def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             raise BadInput(f"Codex command not found or not executable: {program} (set CODEXDASH_CODEX)")
     else:
+        import shutil
+
         found = shutil.which(program)
         if found is None:
             raise BadInput(f"Codex command not found: {program} is not on PATH (set CODEXDASH_CODEX)")
@@ -118,10 +113,14 @@ def _check_extra_args(extra: list[str]) -> None:
 
 
 def new_job_id() -> str:
+    import secrets
+
     return secrets.token_hex(5)
 
 
 def new_marker() -> str:
+    import secrets
+
     return "cdx-" + secrets.token_hex(16)
 
 
@@ -315,6 +314,8 @@ def _started_process(pid: int, own_args: int) -> tuple[float | None, str | None]
         running = proc.cmdline()
     except psutil.Error:
         return None, None
+    import shlex
+
     return start_time, "runs " + shlex.join(running[: max(len(running) - own_args, 1)])
 
 
@@ -406,6 +407,8 @@ class JobEngine:
             self._activity.pop(job.id, None)
         if to in JobStatus.FINISHED and all(s in JobStatus.LIVE for s in expect):
             # This compare-and-set ended the job: the one place its `finished` hook runs.
+            from codexdash import notify
+
             notify.launch(self.settings, self.store, job_json(job.__data__), notify.FINISHED)
         return True
 
@@ -494,6 +497,8 @@ class JobEngine:
         with self.store.write():
             JobEvent.delete().where(JobEvent.job == job.id).execute()
             Job.delete().where((Job.id == job.id) & (Job.status.in_(JobStatus.FINISHED))).execute()
+        from codexdash import codex_stderr
+
         codex_stderr.remove(self.settings.db_path, job.id)
 
     # ---- sessions codexdash did not start -----------------------------------------------------
@@ -518,6 +523,8 @@ class JobEngine:
         argv = [*command, "exec", "--skip-git-repo-check"]
         if request.parent is None:  # a follow-up's session already names its first job
             argv += ["--thread-source", thread_source_value(job_id)]
+        from codexdash.identity import marker_argument
+
         argv += ["-c", marker_argument(marker)]
         if request.model:
             argv += ["--model", request.model]
@@ -559,6 +566,8 @@ class JobEngine:
         if parent is not None:
             retried = self.resume(parent, job.prompt, model=job.model, sandbox=job.sandbox)
         else:
+            from codexdash.changes import wants_worktree
+
             retried = self.start(StartRequest(prompt=job.prompt, cwd=job.cwd, model=job.model, sandbox=job.sandbox,
                                               extra_args=job.extra_args_list, retry_of=job.id,
                                               worktree=wants_worktree(job)))
@@ -616,6 +625,8 @@ class JobEngine:
         if request.worktree:
             if request.parent is not None:
                 raise BadInput("--worktree starts a new session: a follow-up runs in its parent's worktree")
+            from codexdash.changes import work_tree_root
+
             if work_tree_root(request.cwd) is None:
                 raise BadInput(f"--worktree needs a Git work tree: {request.cwd} is not in one")
         return resolve_codex_command(self.settings.codex_command)
@@ -632,6 +643,9 @@ class JobEngine:
         actor_pid, actor_start = this_process()
         parent = request.parent
         # What the diff of the job is taken against. A new worktree starts clean from HEAD.
+        from codexdash import codex_stderr
+        from codexdash.changes import start_snapshot
+
         git_base = start_snapshot(request.cwd, include_changes=not request.worktree)
         worktree = None
         if parent is not None and parent.worktree and os.path.realpath(parent.worktree) == request.cwd:
@@ -711,6 +725,8 @@ class JobEngine:
     @staticmethod
     def _prompt_stdin(prompt: str):
         # An unlinked temporary file: Codex reads the prompt from it, nothing is left on disk.
+        import tempfile
+
         fh = tempfile.TemporaryFile()
         fh.write(prompt.encode())
         fh.seek(0)
@@ -759,6 +775,8 @@ class JobEngine:
             if job.status in live:
                 self._follow_activity(job, view)
                 if self.settings.notify_command and view.last_activity is not None:
+                    from codexdash import notify
+
                     notify.check_stall(self, job, view.last_activity, view.as_json())
         self.poller.prune()
         if every_job:
@@ -842,6 +860,8 @@ class JobEngine:
         the job, and (when a PID was recorded) sit in the job's process group under another
         PID: a process that merely reuses the recorded PID is never taken for the job.
         """
+        from codexdash.identity import marker_argument
+
         token = marker_argument(job.marker)
         for proc in marked_processes(job.marker):
             try:
@@ -897,6 +917,8 @@ class JobEngine:
     def _outcome(self, job: Job, exit_code: int | None) -> tuple[str, dict]:
         self.session_file(job)
         summary = self.read_summary(job)
+        from codexdash import codex_stderr
+
         stderr_file = codex_stderr.stderr_path(self.settings.db_path, job.id)
         codex_stderr.trim(stderr_file)
         error = codex_stderr.last_error(stderr_file)
@@ -951,6 +973,8 @@ class JobEngine:
     def worktree(self, job: Job) -> str | None:
         """The worktree Codex made for a job started with `--worktree` (a follow-up: its
         parent's), learnt from the session's first line (`session_meta.cwd`) and then kept."""
+        from codexdash.changes import wants_worktree
+
         if job.worktree is not None or job.session_file is None or not wants_worktree(job):
             return job.worktree
         cwd = read_head(job.session_file, need_prompt=False).cwd
