@@ -190,7 +190,7 @@ def _main(argv: list[str] | None) -> int:
 
             return on_box(args.command, COMMANDS[args.command])(args, ctx)
         if args.command in LOOKS:
-            from codexdash.store import looking
+            from codexdash.records import looking
 
             with looking():  # a read-only database is still listed, shown and followed
                 return COMMANDS[args.command](args, ctx)
@@ -314,7 +314,13 @@ def cmd_list(args, ctx: Context) -> int:
         from codexdash.cli_boxes import list_all_hosts
 
         return list_all_hosts(args, ctx)
-    rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
+    rows = None
+    if not ctx.remote:  # this box: read straight from the store unless the engine has work to do
+        from codexdash.listing import quick_listing
+
+        rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
+    if rows is None:
+        rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
         _out(rows)
         return 0
@@ -336,7 +342,7 @@ def print_jobs(rows: list[dict], host_column: bool = False) -> None:
     codexdash did not start are named `~` and the end of their session id."""
     from codexdash.external import short_id
     from codexdash.render import sanitize
-    from codexdash.store import JobStatus
+    from codexdash.records import JobStatus
 
     table = [("ID", *(("HOST",) if host_column else ()), "NAME", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")]
     now = time.time()

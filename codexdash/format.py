@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codexdash.store import JobStatus
+from codexdash.records import JobStatus
 
 # Each state has a symbol as well as its name, so it reads without colour.
 STATUS_SYMBOL = {

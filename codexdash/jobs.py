@@ -23,6 +23,7 @@ from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
 from codexdash.format import title
+from codexdash.listing import JSON_FIELDS, RECENT_SECONDS, iso_time, row_json  # noqa: F401 - also this module's names
 from codexdash.procs import (
     ProcessPoller,
     ProcessStats,
@@ -56,8 +57,6 @@ MAX_PROMPT_ARG = 100_000
 DISCOVERY_INTERVAL = 2.0
 DISCOVERY_MAX_INTERVAL = 30.0
 DISCOVERY_BUDGET = 10
-# Finished jobs shown by default: the last day's.
-RECENT_SECONDS = 24 * 3600
 # Codex's own values for --sandbox (clap rejects any other with exit 2).
 SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 # Options codexdash sets itself, or that would leave a job without its history.
@@ -256,51 +255,10 @@ class JobView:
         return job_json(self.job.__data__, self.stats, self.tokens, self.tokens_detail)
 
 
-# The stored fields a job's JSON is made of, in the order `row_json` takes them.
-JSON_FIELDS = ("id", "name", "pid", "status", "cwd", "prompt", "model", "created_at", "ended_at", "exit_code",
-               "session_id", "session_file", "tokens", "tokens_detail", "error", "parent_id", "retry_of", "worktree")
-
-
 def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None,
              tokens_detail: dict | None = None) -> dict:
     """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
     return row_json(tuple(data.get(f) for f in JSON_FIELDS), stats, tokens, tokens_detail)
-
-
-def row_json(row: tuple, stats: ProcessStats | None = None, tokens: int | None = None,
-             tokens_detail: dict | None = None) -> dict:
-    """A job as JSON from its JSON_FIELDS as stored (a row straight from the store: `list
-    --json` turns thousands of them into JSON without a model object or a dict between)."""
-    (job_id, name, pid, status, cwd, prompt, model, created_at, ended_at, exit_code, session_id, session_file,
-     stored_tokens, stored_detail, error, parent_id, retry_of, worktree) = row
-    return {
-        "id": job_id,
-        "name": name or title(prompt),
-        "pid": pid,
-        "status": status,
-        "cwd": cwd,
-        "prompt": prompt,
-        "model": model,
-        "created_at": iso_time(created_at),
-        "ended_at": iso_time(ended_at),
-        "exit_code": exit_code,
-        "session_id": session_id,
-        "session_file": session_file,
-        "tokens": tokens if tokens is not None else stored_tokens,
-        "tokens_detail": tokens_detail if tokens_detail is not None else _json_or_none(stored_detail),
-        "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
-        "rss_bytes": stats.rss_bytes if stats else None,
-        "error": error,
-        "parent_id": parent_id,
-        "retry_of": retry_of,
-        "external": False,
-        "worktree": worktree,
-        "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
-    }
-
-
-def _json_or_none(text: str | None):
-    return json.loads(text) if text else None
 
 
 def _started_process(pid: int, own_args: int) -> tuple[float | None, str | None]:
@@ -347,19 +305,6 @@ def _ended_at(summary: SessionSummary | None) -> float:
         except ValueError:
             pass
     return now()
-
-
-_UTC = dt.timezone.utc
-
-
-def iso_time(ts: float | None) -> str | None:
-    """The UTC time as ISO 8601 with milliseconds (`2026-01-01T00:00:00.000Z`), as
-    `isoformat(timespec="milliseconds")` writes it, formatted directly (a third faster:
-    `list --json` writes two per job)."""
-    if ts is None:
-        return None
-    d = dt.datetime.fromtimestamp(ts, _UTC)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond // 1000)
 
 
 class JobEngine:

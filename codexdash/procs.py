@@ -12,10 +12,12 @@ import os
 import select
 import time
 from dataclasses import dataclass
-
-import psutil
+from typing import TYPE_CHECKING
 
 from codexdash.config import MARKER_ENV
+
+if TYPE_CHECKING:  # imported where used: a refresh reads /proc itself, and `list` does not load psutil
+    import psutil
 
 # Two start times of one process read at different moments can differ by float rounding; two
 # different processes differ by at least one clock tick (10 ms).
@@ -38,6 +40,8 @@ def same_start_time(a: float | None, b: float | None) -> bool:
 
 def is_gone(proc: psutil.Process) -> bool:
     """True when the process has exited, a zombie included (it runs nothing any more)."""
+    import psutil
+
     try:
         return proc.status() == psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
@@ -60,6 +64,8 @@ def _keep(proc: psutil.Process) -> psutil.Process:
 
 def known_process(pid: int) -> psutil.Process | None:
     """The process now holding `pid`, from the kept handles when it is still the same one."""
+    import psutil
+
     proc = _known.get(pid)
     try:
         if proc is not None and proc.is_running():
@@ -72,6 +78,8 @@ def known_process(pid: int) -> psutil.Process | None:
 
 def process_if_same(pid: int | None, start_time: float | None) -> psutil.Process | None:
     """The live process with this PID if it is still the one started at `start_time`."""
+    import psutil
+
     if pid is None:
         return None
     try:
@@ -98,6 +106,8 @@ _this_process: tuple[int, float] | None = None
 
 def this_process() -> tuple[int, float]:
     """(PID, start time) of this codexdash process, as it is recorded as a job's actor."""
+    import psutil
+
     global _this_process
     if _this_process is None or _this_process[0] != os.getpid():
         _this_process = (os.getpid(), psutil.Process().create_time())
@@ -105,6 +115,8 @@ def this_process() -> tuple[int, float]:
 
 
 def carries_marker(proc: psutil.Process, marker: str) -> bool:
+    import psutil
+
     try:
         return proc.environ().get(MARKER_ENV) == marker
     except (psutil.Error, OSError):
@@ -113,6 +125,8 @@ def carries_marker(proc: psutil.Process, marker: str) -> bool:
 
 def marked_processes(marker: str) -> list[psutil.Process]:
     """Every live process of the current user whose environment carries this job's marker."""
+    import psutil
+
     me = os.getpid()
     uid = os.getuid()
     found = []
@@ -129,6 +143,8 @@ def marked_processes(marker: str) -> list[psutil.Process]:
 
 
 def descendants(proc: psutil.Process) -> list[psutil.Process]:
+    import psutil
+
     try:
         return proc.children(recursive=True)
     except psutil.Error:
@@ -163,6 +179,8 @@ def boot_time() -> float:
                         return float(line.split()[1])
         except OSError:
             pass
+    import psutil
+
     return psutil.boot_time()
 
 
@@ -200,6 +218,8 @@ def read_stat(pid: int, boot: float) -> ProcStat | None:
 
 def _psutil_stat(pid: int) -> ProcStat | None:
     """Where there is no /proc (macOS): the same figures through psutil."""
+    import psutil
+
     try:
         proc = psutil.Process(pid)
         with proc.oneshot():
@@ -211,13 +231,21 @@ def _psutil_stat(pid: int) -> ProcStat | None:
         return None
 
 
+def _pids() -> list[int]:
+    if PROC:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    import psutil
+
+    return psutil.pids()
+
+
 def scan(boot: float) -> tuple[dict[int, list[int]], dict[int, ProcStat]]:
     """Every process's children and figures, from one pass over /proc (psutil's children()
     made that pass for each call: once per job per refresh, it was most of the dashboard's
     idle cost). The figures serve the refresh that made the pass: no process is read twice."""
     kids: dict[int, list[int]] = {}
     stats: dict[int, ProcStat] = {}
-    for pid in psutil.pids():
+    for pid in _pids():
         st = read_stat(pid, boot)
         if st is not None:
             stats[pid] = st
@@ -226,6 +254,8 @@ def scan(boot: float) -> tuple[dict[int, list[int]], dict[int, ProcStat]]:
 
 
 def open_session_files(procs: list[psutil.Process], sessions_dir: str) -> list[str]:
+    import psutil
+
     prefix = sessions_dir.rstrip("/") + "/"
     found = []
     for proc in procs:
@@ -458,6 +488,8 @@ def _spare_fds() -> int:
 def zombie_exit_code(pid: int | None, start_time: float | None) -> int | None:
     """The exit status of a process that has exited but is not reaped yet (a zombie, whose
     parent is another process), as Popen.returncode gives it; None when it is not one."""
+    import psutil
+
     if pid is None or start_time is None:
         return None
     try:

@@ -3,6 +3,8 @@ when the store and the processes can be read directly, no platformdirs for the p
 
 from __future__ import annotations
 
+import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +37,98 @@ def test_default_paths_are_platformdirs_answers(monkeypatch, env):
             config.default_db_path()
         return
     assert (config.default_db_path(), config.default_config_path()) == expected
+
+
+from codexdash.listing import quick_listing  # noqa: E402
+from codexdash.store import Job, JobStatus  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
+from tests.test_external import run_codex_by_hand  # noqa: E402
+
+HEAVY = ("textual", "rich", "peewee", "psutil", "platformdirs")
+
+
+def loaded_by_list(sandbox, *args: str) -> set[str]:
+    code = ("import sys, io; from codexdash.cli import main; out = sys.stdout; sys.stdout = io.StringIO(); "
+            f"code = main(['list', *{list(args)!r}]); sys.stdout = out; "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))); sys.exit(code)")
+    env = {k: v for k, v in sandbox.env().items() if k not in ("XDG_DATA_HOME", "XDG_CONFIG_HOME")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return set(eval(done.stdout))  # noqa: S307 - our own print of a list of names
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    # The figures of a live process move between two looks: whether there are figures is compared.
+    return [{**r, "cpu_percent": r["cpu_percent"] is not None, "rss_bytes": r["rss_bytes"] is not None} for r in rows]
+
+
+def test_list_of_running_and_finished_jobs_loads_neither_the_ui_nor_the_orm_nor_psutil(sandbox):
+    done = sandbox.start("ECHO finished")
+    running = sandbox.start("STREAM 200")
+    run_codex_by_hand(sandbox, "ECHO by hand")
+    wait_for(lambda: sandbox.engine.refresh([running, done]) and running.session_file and not done.is_live,
+             message="the session file of the running job and the end of the other")
+    for args in ((), ("--json",), ("--all",)):
+        assert loaded_by_list(sandbox, *args) == set()
+    rows = quick_listing(sandbox.settings)
+    assert [r["id"] for r in rows if not r["external"]] == [running.id, done.id]
+    assert len(rows) == 3 and rows[0]["tokens"] is not None
+    assert comparable(rows) == comparable(sandbox.engine.listing())
+    assert comparable(quick_listing(sandbox.settings, all_history=True, external=False)) == \
+        comparable(sandbox.engine.listing(all_history=True, external=False))
+
+
+def test_the_quick_look_gives_way_to_the_engine_when_it_has_work_to_do(sandbox, tmp_path):
+    from codexdash.config import Settings
+
+    assert quick_listing(Settings(codex_home=sandbox.codex_home, db_path=tmp_path / "none.db")) is None  # to create
+    assert quick_listing(sandbox.settings) == []
+    job = sandbox.start("please SLEEP 30")
+    assert quick_listing(sandbox.settings) is None  # its session file is to be found and recorded
+    wait_for(lambda: sandbox.engine.refresh([job]) and job.session_file, message="its session file")
+    assert quick_listing(sandbox.settings) is not None
+    assert quick_listing(sandbox.settings.with_overrides(notify_command=("true",))) is None  # a stall to check
+    sandbox.engine._children[job.id].kill()
+    sandbox.engine._children[job.id].wait()  # its record says running: it is to be settled
+    assert quick_listing(sandbox.settings) is None
+    listed = sandbox.cli("list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["status"] == JobStatus.LOST, listed.stderr  # settled by the engine
+    with sandbox.engine.store.write():
+        Job.update(status=JobStatus.STOPPING).where(Job.id == job.id).execute()
+    assert quick_listing(sandbox.settings) is None  # a kill in progress or abandoned
+    sandbox.engine.store.db.execute_sql("UPDATE schemainfo SET value = '2' WHERE key = 'schema_version'")
+    assert quick_listing(sandbox.settings) is None  # to upgrade
+
+
+def test_the_recent_look_reads_recent_day_folders_only(sandbox):
+    """Without Codex's index: sessions started in the window, or in the week before it and
+    active since, are listed; older ones only by --all, which walks every folder."""
+    import datetime as dt
+    import os
+    import uuid
+
+    from codexdash.jobs import RECENT_SECONDS
+    from codexdash.external import external_sessions
+    from tests.conftest import SAMPLES
+
+    now = time.time()
+
+    def session(days_ago: float, touched_ago: float) -> str:
+        started = dt.datetime.fromtimestamp(now - days_ago * 86400)
+        folder = sandbox.codex_home / "sessions" / f"{started:%Y}" / f"{started:%m}" / f"{started:%d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        sid = str(uuid.uuid4())
+        path = folder / f"rollout-{started:%Y-%m-%dT%H-%M-%S}-{sid}.jsonl"
+        path.write_bytes((SAMPLES / "completed-message.jsonl").read_bytes())
+        os.utime(path, (now - touched_ago, now - touched_ago))
+        return str(path)
+
+    today = session(0.1, 60)
+    week_old_active = session(5, 600)
+    week_old_quiet = session(5, 5 * 86400)
+    month_old_active = session(30, 600)
+    since = now - RECENT_SECONDS
+    recent = {s.session_file for s in external_sessions(sandbox.codex_home, set(), since)}
+    assert recent == {today, week_old_active}
+    every = {s.session_file for s in external_sessions(sandbox.codex_home, set(), None)}
+    assert every == {today, week_old_active, week_old_quiet, month_old_active}
