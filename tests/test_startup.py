@@ -132,3 +132,25 @@ def test_the_recent_look_reads_recent_day_folders_only(sandbox):
     assert recent == {today, week_old_active}
     every = {s.session_file for s in external_sessions(sandbox.codex_home, set(), None)}
     assert every == {today, week_old_active, week_old_quiet, month_old_active}
+
+
+def test_the_end_of_a_session_is_decoded_once_and_a_huge_output_is_not_searched_whole(tmp_path, monkeypatch):
+    import codexdash.events as events
+    from codexdash.tail import open_session
+
+    big = "x" * 3_000_000 + "\nExit code: 7\n"  # an output with no header: its text is not a header
+    lines = [json.dumps({"type": "response_item", "payload": {"type": "function_call", "name": "shell", "call_id": "c",
+                                                             "arguments": "{}"}}),
+             json.dumps({"type": "response_item", "payload": {"type": "function_call_output", "call_id": "c", "output": big}}),
+             json.dumps({"type": "response_item", "payload": {"type": "function_call_output", "call_id": "d",
+                                                             "output": "Exit code: 3\nWall time: 1 s\nOutput:\nok"}})]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    decoded = []
+    real = events.json.loads
+    monkeypatch.setattr(events.json, "loads", lambda text, *a, **k: decoded.append(len(text)) or real(text, *a, **k))
+    opened = open_session(path, last=10)
+    assert sorted(decoded)[-3:] == sorted(len(line) for line in lines)  # each line once, not to count then to show
+    assert len([n for n in decoded if n > 100]) == 3
+    results = [e for e in opened.events if e.kind == events.Kind.COMMAND_RESULT]
+    assert [r.exit_code for r in results] == [None, 3]
