@@ -57,6 +57,8 @@ MAX_PROMPT_ARG = 100_000
 DISCOVERY_INTERVAL = 2.0
 DISCOVERY_MAX_INTERVAL = 30.0
 DISCOVERY_BUDGET = 10
+# How often the dashboard's job list forgets the finished jobs that have left the recent window.
+TRIM_INTERVAL = 60.0
 # Codex's own values for --sandbox (clap rejects any other with exit 2).
 SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 # Options codexdash sets itself, or that would leave a job without its history.
@@ -154,13 +156,15 @@ class JobList:
         self._all_history: bool | None = None
         self._newest = 0.0
         self._version: int | None = None
+        self._trimmed_at = 0.0
 
     def load(self, engine: JobEngine, all_history: bool) -> list[Job]:
         version = engine.store.data_version()  # asked before reading: a commit meanwhile is read next time
         if all_history != self._all_history:
-            rows = list(job_rows(engine.store, engine._listed(True, all_history).order_by()))
+            rows = job_rows(engine.store, engine._listed(True, all_history).order_by())
             self._jobs, self._order, self._views, self._position = {}, [], [], {}
             self._all_history = all_history
+            self._trimmed_at = now()
         elif version is not None and version == self._version:
             rows = None  # nothing was committed since the last read
         else:
@@ -172,31 +176,57 @@ class JobList:
             if ended:  # live since the last read, finished since: read once more
                 rows += job_rows(engine.store, Job.select().where(Job.id.in_(ended)))
         self._version = version
-        if rows is None:
+        trimmed = not all_history and now() - self._trimmed_at >= TRIM_INTERVAL and self._trim()
+        if rows is None and not trimmed:
             self.live = [i for i in self.live if self._order[i].status in JobStatus.LIVE]
             return self._order
-        added = []
-        changed = []
-        for data in rows:
+        added = trimmed
+        ended_views = []
+        live = []
+        for data in rows or ():
             kept = self._jobs.get(data["id"])
             if kept is None:
                 kept = self._jobs[data["id"]] = job_from_row(data)
-                added.append(kept)
-            elif kept.__data__ != data:
-                kept.__data__.update(data)  # same object: views and the order stay valid
-            changed.append(kept)
+                added = True
+            else:
+                if kept.__data__ != data:
+                    kept.__data__.update(data)  # same object: views and the order stay valid
+                if kept.status not in JobStatus.LIVE:
+                    ended_views.append(kept)  # its view is remade without the figures it had
+            if kept.status in JobStatus.LIVE:
+                live.append(kept)
             self._newest = max(self._newest, data["created_at"])
+        if rows is None:
+            live = [self._order[i] for i in self.live if self._order[i].status in JobStatus.LIVE]
         if added:
             views = {v.job.id: v for v in self._views}
+            for job in ended_views:
+                views.pop(job.id, None)
             self._order = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
             self._position = {j.id: i for i, j in enumerate(self._order)}
             self._views = [views.get(j.id) or JobView(j) for j in self._order]
-        for job in changed:
-            if job.status not in JobStatus.LIVE:
-                self._views[self._position[job.id]] = JobView(job)  # without the figures it had
-        self.live = sorted(self._position[j.id] for j in changed if j.status in JobStatus.LIVE)
-        self._watched = {j.id for j in changed if j.status in JobStatus.LIVE}
+        else:
+            for job in ended_views:
+                self._views[self._position[job.id]] = JobView(job)
+        self.live = sorted(self._position[j.id] for j in live)
+        if rows is not None:
+            self._watched = {j.id for j in live}
         return self._order
+
+    def _trim(self) -> bool:
+        """Forgets the finished jobs that have left the recent window, as a fresh look would not
+        show them: a dashboard left open for weeks keeps a day's jobs, not every job it saw."""
+        self._trimmed_at = now()
+        cutoff = self._trimmed_at - RECENT_SECONDS
+        gone = []
+        for job in reversed(self._order):  # oldest first: those out of the window are at the end
+            if job.created_at >= cutoff:
+                break
+            if job.status not in JobStatus.LIVE and (job.ended_at is None or job.ended_at < cutoff):
+                gone.append(job.id)
+        for job_id in gone:
+            del self._jobs[job_id]
+        return bool(gone)
 
     def views(self) -> list[JobView]:
         """Every job's last view, in order (a new list: the caller may replace live ones)."""
@@ -224,13 +254,14 @@ def job_rows(store: Store, query) -> Iterator[dict]:
 
 
 def job_from_row(data: dict) -> Job:
-    """A job model from a row of `job_rows`, as peewee builds one from a query."""
-    job = Job(__no_default__=1, **data)
-    job._dirty.clear()
+    """A job model from a row of `job_rows`, as peewee builds one from a query, holding the
+    row's dict itself (thousands of them are kept: one dict each, not three made on the way)."""
+    job = Job(__no_default__=1)
+    job.__data__ = data
     return job
 
 
-@dataclass
+@dataclass(slots=True)
 class JobView:
     job: Job
     stats: ProcessStats | None = None

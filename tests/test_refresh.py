@@ -174,3 +174,19 @@ def test_list_json_from_rows_is_job_json_of_the_records(sandbox):
 def test_iso_time_is_isoformat_in_milliseconds(ts):
     expected = dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert iso_time(ts) == expected
+
+
+def test_the_dashboards_list_forgets_finished_jobs_that_left_the_recent_window(sandbox, monkeypatch):
+    import codexdash.jobs as jobs_module
+
+    now = time.time()
+    with sandbox.engine.store.write():
+        for i, (created, ended) in enumerate([(now - 10, now - 5), (now - 3000, now - 2900), (now - 3000, now - 100)]):
+            Job.create(id=f"j{i}", marker=f"m{i}", status=JobStatus.COMPLETED, argv="[]", cwd="/tmp", prompt="p",
+                       created_at=created, started_at=created, ended_at=ended, exit_code=0)
+    assert [v.job.id for v in sandbox.engine.refresh()] == ["j0", "j1", "j2"]
+    monkeypatch.setattr(jobs_module, "RECENT_SECONDS", 1000)  # j1 ended 2,900 s ago: out of the window
+    assert [v.job.id for v in sandbox.engine.refresh()] == ["j0", "j1", "j2"]  # looked at once a minute
+    monkeypatch.setattr(jobs_module, "TRIM_INTERVAL", 0.0)
+    assert [v.job.id for v in sandbox.engine.refresh()] == ["j0", "j2"]
+    assert [v.job.id for v in sandbox.engine.refresh(all_history=True)] == ["j0", "j1", "j2"]
