@@ -448,7 +448,8 @@ class JobEngine:
         (unless `external` is False) the Codex sessions codexdash did not start. Finished
         records go from the store's rows to JSON directly: building models for thousands of
         them was most of `list --json`."""
-        live = {v.job.id: v for v in self.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))}
+        live_jobs = [job_from_row(row) for row in job_rows(self.store, Job.select().where(Job.status.in_(JobStatus.LIVE)))]
+        live = {v.job.id: v for v in self.refresh(live_jobs)}
         query = self._listed(True, all_history).select(*(getattr(Job, f) for f in JSON_FIELDS))
         rows = []
         for row in self.store.db.execute(query):

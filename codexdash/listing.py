@@ -102,18 +102,30 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
     if version is None or version[0] != str(SCHEMA_VERSION):
         return None
     live = {}
-    rows = db.execute(f"SELECT {_COLUMNS}, pid_start_time FROM job WHERE status IN ({_LIVE})", JobStatus.LIVE).fetchall()
+    rows = db.execute(f"SELECT {_COLUMNS}, pid_start_time, codex_home FROM job WHERE status IN ({_LIVE})",
+                      JobStatus.LIVE).fetchall()
+    if any(row[3] != JobStatus.RUNNING for row in rows):
+        return None  # told before any process is read
     if rows:
-        from codexdash.procs import ProcessPoller
+        from codexdash.procs import ProcessPoller, open_paths
+        from codexdash.session_files import sessions_dir
 
         poller = ProcessPoller()
         poller.begin_cycle()
         for row in rows:
-            pid, status, session_file, start = row[2], row[3], row[11], row[-1]
-            if status != JobStatus.RUNNING or session_file is None or not poller.alive(pid, start):
+            pid, session_file, start, home = row[2], row[11], row[-2], row[-1]
+            if not poller.alive(pid, start):
                 return None
-            tokens, detail = _session_tokens(session_file)
-            live[row[0]] = row_json(row[:-1], poller.sample(pid, start), tokens, detail)
+            if session_file is None:
+                # The engine would look for it among the open files of the job's processes, and
+                # record it: if it is there, the engine answers; if not, the answer is the same.
+                prefix = str(sessions_dir(Path(home) if home else settings.codex_home)).rstrip("/") + "/"
+                if any(p.startswith(prefix) and p.endswith(".jsonl") for p in open_paths(poller.tree_pids(pid))):
+                    return None
+                tokens = detail = None
+            else:
+                tokens, detail = _session_tokens(session_file)
+            live[row[0]] = row_json(row[:-2], poller.sample(pid, start), tokens, detail)
         poller.close()
     query = f"SELECT {_COLUMNS} FROM job"
     args: tuple = ()

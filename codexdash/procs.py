@@ -268,6 +268,36 @@ def open_session_files(procs: list[psutil.Process], sessions_dir: str) -> list[s
     return found
 
 
+def open_paths(pids: list[int]) -> list[str]:
+    """What the file descriptors of these processes name (absolute paths only), read from /proc
+    (psutil's open_files() where there is none): those this user may read."""
+    if not PROC:
+        import psutil
+
+        found = []
+        for pid in pids:
+            try:
+                found.extend(f.path for f in psutil.Process(pid).open_files())
+            except psutil.Error:
+                continue
+        return found
+    found = []
+    for pid in pids:
+        fds = f"/proc/{pid}/fd"
+        try:
+            names = os.listdir(fds)
+        except OSError:
+            continue
+        for fd in names:
+            try:
+                path = os.readlink(f"{fds}/{fd}")
+            except OSError:
+                continue
+            if path.startswith("/"):
+                found.append(path)
+    return found
+
+
 @dataclass(frozen=True)
 class ProcessStats:
     cpu_percent: float
@@ -413,6 +443,10 @@ class ProcessPoller:
             found.append((kid, st))
             todo.extend((kid, k) for k in self._kids.get(kid, ()))
         return found
+
+    def tree_pids(self, pid: int) -> list[int]:
+        """The process and its descendants, as the last pass over /proc found them."""
+        return [pid, *(kid for kid, _st in self._descendants(pid))]
 
     def tree(self, proc: psutil.Process) -> list[psutil.Process]:
         """The process and its descendants as psutil objects (to list their open files)."""

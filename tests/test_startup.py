@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import platformdirs
+from hypothesis import given, settings, strategies as st
 import pytest
 
 from codexdash import config
@@ -84,7 +85,10 @@ def test_the_quick_look_gives_way_to_the_engine_when_it_has_work_to_do(sandbox, 
     assert quick_listing(Settings(codex_home=sandbox.codex_home, db_path=tmp_path / "none.db")) is None  # to create
     assert quick_listing(sandbox.settings) == []
     job = sandbox.start("please SLEEP 30")
-    assert quick_listing(sandbox.settings) is None  # its session file is to be found and recorded
+    from codexdash.session_files import iter_session_files
+
+    wait_for(lambda: iter_session_files(sandbox.codex_home), message="the job's session file")
+    assert quick_listing(sandbox.settings) is None  # held open by the job: to be recorded by the engine
     wait_for(lambda: sandbox.engine.refresh([job]) and job.session_file, message="its session file")
     assert quick_listing(sandbox.settings) is not None
     assert quick_listing(sandbox.settings.with_overrides(notify_command=("true",))) is None  # a stall to check
@@ -154,3 +158,34 @@ def test_the_end_of_a_session_is_decoded_once_and_a_huge_output_is_not_searched_
     assert len([n for n in decoded if n > 100]) == 3
     results = [e for e in opened.events if e.kind == events.Kind.COMMAND_RESULT]
     assert [r.exit_code for r in results] == [None, 3]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab ,.;\t\n\r\x0b\x0c\x1c\x85\u2028\u3000\xa0é")), max_size=60))
+def test_a_short_one_line_prompt_is_its_own_title(prompt):
+    from codexdash.format import title
+
+    line = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
+    line = " ".join(line.split())
+    if len(line) <= 40:
+        assert title(prompt) == line
+    else:
+        space = line.rfind(" ", 0, 40)
+        assert title(prompt) == (line[:space] if space > 0 else line[:39]).rstrip(" ,.;:") + "…"
+
+
+def test_a_live_job_holding_no_session_file_is_listed_without_the_engine_as_the_engine_lists_it(sandbox):
+    import psutil
+
+    child = subprocess.Popen(["sleep", "60"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with sandbox.engine.store.write():
+            Job.create(id="bare", marker="m-bare", status=JobStatus.RUNNING, argv="[]", cwd="/tmp", prompt="a bare process",
+                       created_at=time.time(), pid=child.pid, pid_start_time=psutil.Process(child.pid).create_time(),
+                       started_at=time.time())
+        quick = quick_listing(sandbox.settings)
+        assert quick is not None and quick[0]["id"] == "bare" and quick[0]["rss_bytes"] is not None
+        assert comparable(quick) == comparable(sandbox.engine.listing())
+    finally:
+        child.kill()
+        child.wait()
