@@ -90,8 +90,8 @@ def run() -> list[Figure]:
             p.wait()
     return [
         Figure(f"refresh cycle, {RECORDS:,} records / {ALIVE} alive", f"{total:.0f} ms (poll+store {poll:.0f}, table {table:.0f}; "
-               f"first cycle {first:.0f})", "≤ 50 ms", total <= 50, detail={"cycles": cycles}),
-        Figure(f"`codexdash list --json`, {RECORDS:,} records", f"{list_ms:.0f} ms ({n} rows)", "≤ 300 ms", list_ms <= 300,
+               f"first cycle {first:.0f})", "≤ 30 ms", total <= 30, detail={"cycles": cycles}),
+        Figure(f"`codexdash list --json`, {RECORDS:,} records", f"{list_ms:.0f} ms ({n} rows)", "≤ 150 ms", list_ms <= 150,
                detail={"ms": list_ms}),
     ]
 

@@ -17,11 +17,9 @@ No textual here: the dashboard is a client of this module like the CLI.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -216,6 +214,8 @@ class LocalBox:
         from codexdash.store import Job, JobStatus
 
         ok, _command, codex = codex_version(self.engine.settings.codex_command)
+        import socket
+
         data = {"host": LOCAL, "hostname": socket.gethostname(), "codexdash": __version__,
                 "protocol": protocol.PROTOCOL, "oldest_protocol": protocol.OLDEST,
                 "codex": codex if ok else None, "codex_error": None if ok else codex, "jobs": None, "db_error": None}
@@ -395,6 +395,8 @@ def ask_all(boxes: list[Box], question: Callable[[Box], object]) -> list[Answer]
         return [ask(boxes[0])]
     # The local box runs here: its engine's database connection belongs to this thread.
     local = [i for i, box in enumerate(boxes) if isinstance(box, LocalBox)]
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=len(boxes)) as pool:
         futures = {i: pool.submit(ask, box) for i, box in enumerate(boxes) if i not in local}
         answers = {i: ask(boxes[i]) for i in local}

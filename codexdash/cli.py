@@ -14,8 +14,6 @@ import sqlite3
 import sys
 import time
 
-import peewee
-
 from codexdash import __version__, format as fmt
 from codexdash.config import Settings, load_settings
 from codexdash.errors import BadInput, CodexdashError, Refused
@@ -189,7 +187,7 @@ def _main(argv: list[str] | None) -> int:
 
             return on_box(args.command, COMMANDS[args.command])(args, ctx)
         if args.command in LOOKS:
-            from codexdash.store import looking
+            from codexdash.records import looking
 
             with looking():  # a read-only database is still listed, shown and followed
                 return COMMANDS[args.command](args, ctx)
@@ -197,15 +195,24 @@ def _main(argv: list[str] | None) -> int:
     except CodexdashError as exc:
         sys.stderr.write(f"codexdash: {exc}\n")
         return exc.exit_code
-    except (peewee.PeeweeException, sqlite3.Error) as exc:
-        # The store raises StoreError for what it foresees; anything else is still one line.
-        sys.stderr.write(f"codexdash: database error: {exc}\n")
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         _stdout_to_devnull()
         return 0
+    except Exception as exc:
+        if not _database_error(exc):
+            raise
+        # The store raises StoreError for what it foresees; anything else is still one line.
+        sys.stderr.write(f"codexdash: database error: {exc}\n")
+        return 1
+
+
+def _database_error(exc: Exception) -> bool:
+    """An error of SQLite or peewee (peewee is asked only if it was loaded: it is loaded
+    only with the store, and `--help` or `--version` need neither)."""
+    peewee = sys.modules.get("peewee")
+    return isinstance(exc, sqlite3.Error) or (peewee is not None and isinstance(exc, peewee.PeeweeException))
 
 
 # Arguments that name a file codexdash only opens may be any bytes, as file names may be; every
@@ -304,7 +311,13 @@ def cmd_list(args, ctx: Context) -> int:
         from codexdash.cli_boxes import list_all_hosts
 
         return list_all_hosts(args, ctx)
-    rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
+    rows = None
+    if not ctx.remote:  # this box: read straight from the store unless the engine has work to do
+        from codexdash.listing import quick_listing
+
+        rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
+    if rows is None:
+        rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
         _out(rows)
         return 0
@@ -326,7 +339,7 @@ def print_jobs(rows: list[dict], host_column: bool = False) -> None:
     codexdash did not start are named `~` and the end of their session id."""
     from codexdash.external import short_id
     from codexdash.render import sanitize
-    from codexdash.store import JobStatus
+    from codexdash.records import JobStatus
 
     table = [("ID", *(("HOST",) if host_column else ()), "NAME", "STATUS", "PID", "TIME", "CPU", "MEM", "TOKENS", "CWD", "PROMPT")]
     now = time.time()

@@ -11,17 +11,13 @@ wonder whether a grace period can be NaN or a path can hold a NUL.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import shlex
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import platformdirs
 
 from codexdash.errors import BadInput
 
@@ -46,12 +42,26 @@ RANGES: dict[str, tuple[float, float, bool]] = {
 FILE_KEYS = ("codex_home", "db", "codex", "notify_command", "watch", "hosts", "ssh", "remote_command", *RANGES)
 
 
+def _user_dir(kind: str) -> Path:
+    """This user's data or config directory for codexdash, as platformdirs gives it. Where its
+    answer is plain, the XDG default under an absolute $HOME on Linux with no XDG variable
+    set, it is made here: importing platformdirs took longer than all the rest of `list`'s
+    settings. Anywhere else platformdirs answers."""
+    xdg, default = {"data": ("XDG_DATA_HOME", ".local/share"), "config": ("XDG_CONFIG_HOME", ".config")}[kind]
+    home = os.environ.get("HOME", "")
+    if sys.platform == "linux" and not os.environ.get(xdg) and "ANDROID_DATA" not in os.environ and os.path.isabs(home):
+        return Path(home.rstrip("/") or "/", default, APP_NAME)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME) if kind == "data" else platformdirs.user_config_dir(APP_NAME))
+
+
 def default_db_path() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME)) / "jobs.db"
+    return _user_dir("data") / "jobs.db"
 
 
 def default_config_path() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+    return _user_dir("config") / "config.toml"
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,8 @@ def _read_file(path: Path) -> dict[str, object]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{_where(path)}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    import tomllib  # only when there is a file
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -197,6 +209,8 @@ def _from_file(path: Path, warn: Callable[[str], None]) -> dict[str, object]:
     src = _where(path)
     for key in data:
         if key not in FILE_KEYS:
+            import difflib
+
             near = difflib.get_close_matches(key, FILE_KEYS, n=1)
             hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(FILE_KEYS)}"
             warn(f"{src}: unknown setting {_shown(key)} ignored ({hint})")
@@ -276,4 +290,5 @@ def load_settings(
         values["db_path"] = _path(db, "--db", sqlite=True)
     if codex is not None:
         values["codex_command"] = split_command(codex, "--codex")
-    return Settings().with_overrides(**values)
+    # The defaults of the paths given are not worked out.
+    return Settings(**{k: v for k, v in values.items() if v is not None})

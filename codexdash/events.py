@@ -119,9 +119,14 @@ def _usage(value: object) -> dict[str, int]:
     return {k: v for k in _USAGE_FIELDS if (v := _int(value.get(k))) is not None}
 
 
+# A tool output's header is a few lines: its first characters are all that is searched for it
+# (a 2 MB output without one was searched whole, three times, in every look at its session).
+HEADER_CHARS = 4096
+
+
 def _output_status(output: str) -> tuple[str, int | None, dict]:
     """Status, exit code and details read from the header of a tool output (before `Output:`)."""
-    header = output.split("\nOutput:", 1)[0]
+    header = output[:HEADER_CHARS].split("\nOutput:", 1)[0]
     if m := _STILL_RUNNING_IN_OUTPUT.search(header):
         return CommandStatus.RUNNING, None, {"process_session_id": m.group(1)}
     if m := _EXIT_CODE_IN_OUTPUT.search(header):
@@ -129,6 +134,24 @@ def _output_status(output: str) -> tuple[str, int | None, dict]:
     if _ABORTED_IN_OUTPUT.search(header):
         return CommandStatus.ABORTED, None, {}
     return CommandStatus.FINISHED, None, {}
+
+
+def decode_line(line: bytes | str) -> dict | list[Event] | None:
+    """A session line's record; the notice saying why it cannot be read; None for a blank line."""
+    if isinstance(line, bytes):
+        line = line.decode("utf-8", errors="replace")
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        record = json.loads(line)
+    except ValueError as exc:
+        return [Event(Kind.NOTICE, f"unreadable line ({len(line)} characters): {exc.msg}")]
+    except RecursionError:
+        return [Event(Kind.NOTICE, f"unreadable line ({len(line)} characters): nested too deeply")]
+    if not isinstance(record, dict):
+        return [Event(Kind.NOTICE, "unreadable line: not a JSON object")]
+    return record
 
 
 class SessionParser:
@@ -146,19 +169,14 @@ class SessionParser:
         self._total_usage: dict[str, int] | None = None
 
     def feed(self, line: bytes | str) -> list[Event]:
-        if isinstance(line, bytes):
-            line = line.decode("utf-8", errors="replace")
-        line = line.strip()
-        if not line:
+        return self.feed_decoded(decode_line(line))
+
+    def feed_decoded(self, record: dict | list[Event] | None) -> list[Event]:
+        """The events of a line decoded by `decode_line` (a line read twice is decoded once)."""
+        if record is None:
             return []
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            return [Event(Kind.NOTICE, f"unreadable line ({len(line)} characters): {exc.msg}")]
-        except RecursionError:
-            return [Event(Kind.NOTICE, f"unreadable line ({len(line)} characters): nested too deeply")]
-        if not isinstance(record, dict):
-            return [Event(Kind.NOTICE, "unreadable line: not a JSON object")]
+        if isinstance(record, list):
+            return list(record)
         try:
             return self._record(record)
         except (TypeError, AttributeError, ValueError, KeyError):

@@ -6,6 +6,10 @@ Codex 0.171 keeps an index of its sessions (`state_5.sqlite`, table `threads`); 
 read-only, where it exists. Elsewhere the session files themselves are read (head and end).
 A session is running while a live Codex process of this user has its file open; otherwise it
 is in the state its file records.
+
+Without the index, the recent look reads the day folders of the recent window and, with a
+`stat` each, those of the week before it (a session started then may have been active since);
+older sessions are listed by `list --all`, which walks every folder.
 """
 
 from __future__ import annotations
@@ -15,20 +19,20 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from codexdash.events import Outcome, SessionSummary
 from codexdash.format import title
+from codexdash.procs import PROC
 from codexdash.session_files import (
     THREAD_SOURCE_PREFIX,
     find_by_id,
     is_session_path,
     iter_session_files,
+    recent_session_files,
     open_index,
     parse_name,
     read_head,
 )
-from codexdash.tail import open_session
+
 
 _STATUS = {Outcome.COMPLETED: "completed", Outcome.FAILED: "failed", Outcome.INTERRUPTED: "interrupted"}
 
@@ -59,7 +63,53 @@ class ExternalSession:
 
 
 def open_by_codex(codex_home: Path) -> dict[str, int]:
-    """Session files held open by a live Codex process of this user: path -> PID."""
+    """Session files held open by a live Codex process of this user: path -> PID. Read from
+    /proc where there is one (as psutil would: its name, real uid and open files)."""
+    if not PROC:
+        return _open_by_codex_psutil(codex_home)
+    uid = os.getuid()
+    held: dict[str, int] = {}
+    for pid in (int(name) for name in os.listdir("/proc") if name.isdigit()):
+        try:
+            if "codex" not in _process_name(pid) or _real_uid(pid) != uid:
+                continue
+            fds = f"/proc/{pid}/fd"
+            for fd in os.listdir(fds):
+                try:
+                    path = os.readlink(f"{fds}/{fd}")
+                except OSError:
+                    continue
+                if path.startswith("/") and is_session_path(path, codex_home):
+                    held[path] = pid
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile, or not ours to read
+    return held
+
+
+def _process_name(pid: int) -> str:
+    """psutil's name(): the kernel's (cut at 15 characters), completed from the command line."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        stat = fh.read()
+    name = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="surrogateescape")
+    if len(name) >= 15:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            first = os.path.basename(fh.read().split(b"\0", 1)[0].decode(errors="surrogateescape"))
+        if first.startswith(name):
+            name = first
+    return name
+
+
+def _real_uid(pid: int) -> int:
+    with open(f"/proc/{pid}/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"Uid:"):
+                return int(line.split()[1])
+    raise ValueError("no Uid line")
+
+
+def _open_by_codex_psutil(codex_home: Path) -> dict[str, int]:
+    import psutil
+
     uid = os.getuid()
     held: dict[str, int] = {}
     for proc in psutil.process_iter(["name", "uids"]):
@@ -94,9 +144,13 @@ def _from_index(codex_home: Path, since: float | None) -> list[tuple[str, str, f
     return None
 
 
+# Day folders before the recent window whose files are looked at by their modification time.
+STAT_DAYS = 7
+
+
 def _from_files(codex_home: Path, since: float | None) -> list[tuple[str, str, float]]:
     found = []
-    for path in iter_session_files(codex_home):
+    for path in iter_session_files(codex_home) if since is None else recent_session_files(codex_home, since, STAT_DAYS):
         name = parse_name(path)
         if name is None:
             continue
@@ -132,6 +186,8 @@ def external_sessions(codex_home: Path, claimed: set[str], since: float | None) 
 
 
 def read_external(path: str, created: float, pid: int | None) -> ExternalSession | None:
+    from codexdash.tail import open_session
+
     head = read_head(path)
     if head.thread_source and head.thread_source.startswith(THREAD_SOURCE_PREFIX):
         return None  # a codexdash job's, in a store this look does not read

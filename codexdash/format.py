@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from codexdash.store import JobStatus
+from codexdash.records import JobStatus
 
 # Each state has a symbol as well as its name, so it reads without colour.
 STATUS_SYMBOL = {
@@ -92,6 +92,8 @@ def path_end(path: str, width: int) -> str:
 
 def title(prompt: str, width: int = 40) -> str:
     """A job's default name: its prompt's first non-empty line, cut at a word to `width`."""
+    if len(prompt) <= width and prompt.isprintable() and "  " not in prompt and prompt.strip(" ") == prompt:
+        return prompt  # one short line, its spaces single: itself (list --json names thousands)
     line = next((ln.strip() for ln in prompt.splitlines() if ln.strip()), "")
     line = " ".join(line.split())
     if len(line) <= width:

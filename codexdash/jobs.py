@@ -9,26 +9,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
-import shlex
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+from peewee import BooleanField
 
-from codexdash import codex_stderr, notify
-from codexdash.changes import start_snapshot, wants_worktree, work_tree_root
 from codexdash.config import MARKER_ENV, Settings
 from codexdash.errors import BadInput, Refused
 from codexdash.events import Outcome, SessionSummary
 from codexdash.format import title
 from codexdash.follow import Follower
-from codexdash.identity import marker_argument
+from codexdash.listing import JSON_FIELDS, RECENT_SECONDS, iso_time, row_json  # noqa: F401 - also this module's names
 from codexdash.procs import (
     ProcessPoller,
     ProcessStats,
@@ -55,10 +51,15 @@ from codexdash.tail import open_session, session_from
 START_GRACE = 10.0
 # Linux caps one argument at 128 KiB; longer prompts go to Codex on stdin (`-` as the prompt).
 MAX_PROMPT_ARG = 100_000
-# How often a live job without a known session file has its processes' open files searched.
+# How often a live job without a known session file has its processes' open files searched
+# (Codex opens it as it starts: a job still without one a minute later is searched less often,
+# up to every DISCOVERY_MAX_INTERVAL), and how many such searches one refresh makes at most:
+# hundreds of jobs started together are searched in turns, the newest first.
 DISCOVERY_INTERVAL = 2.0
-# Finished jobs shown by default: the last day's.
-RECENT_SECONDS = 24 * 3600
+DISCOVERY_MAX_INTERVAL = 30.0
+DISCOVERY_BUDGET = 10
+# How often the dashboard's job list forgets the finished jobs that have left the recent window.
+TRIM_INTERVAL = 60.0
 # Codex's own values for --sandbox (clap rejects any other with exit 2).
 SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 # Options codexdash sets itself, or that would leave a job without its history.
@@ -91,6 +92,8 @@ def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
             raise BadInput(f"Codex command not found or not executable: {program} (set CODEXDASH_CODEX)")
     else:
+        import shutil
+
         found = shutil.which(program)
         if found is None:
             raise BadInput(f"Codex command not found: {program} is not on PATH (set CODEXDASH_CODEX)")
@@ -112,10 +115,14 @@ def _check_extra_args(extra: list[str]) -> None:
 
 
 def new_job_id() -> str:
+    import secrets
+
     return secrets.token_hex(5)
 
 
 def new_marker() -> str:
+    import secrets
+
     return "cdx-" + secrets.token_hex(16)
 
 
@@ -128,42 +135,133 @@ class Activity:
 
 
 class JobList:
-    """The jobs a dashboard shows, kept between refreshes. Finished records never change, so a
-    refresh reads only the live jobs, the ones live last time, and the ones new since."""
+    """The jobs a dashboard shows, kept between refreshes, each with its last view.
+
+    The store is read again only when something committed to it since the last read (SQLite's
+    data version): a refresh of an unchanged store reads no row. Then only the live jobs, the
+    ones live since the last read, and the ones new since are read, as plain rows (finished
+    records never change): a kept job's fields are replaced only when its row changed, and a
+    model object is built only for a job not seen before (building 500 of them a second was
+    most of the read). A finished job's view is built once and handed out again: a refresh does
+    work for its live jobs only, however many records are shown.
+    """
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
-        self._order: list[Job] = []
+        self._order: list[Job] = []  # newest first
+        self._views: list[JobView] = []  # one per job of `_order`, in its order
+        self._position: dict[str, int] = {}
+        self.live: list[int] = []  # positions of the live jobs, as last known
+        self._watched: set[str] = set()  # jobs live at some time since the last read
         self._all_history: bool | None = None
         self._newest = 0.0
+        self._version: int | None = None
+        self._trimmed_at = 0.0
 
     def load(self, engine: JobEngine, all_history: bool) -> list[Job]:
+        version = engine.store.data_version()  # asked before reading: a commit meanwhile is read next time
         if all_history != self._all_history:
-            fetched = engine.jobs(all_history=all_history)
-            self._jobs = {}
+            rows = job_rows(engine.store, engine._listed(True, all_history).order_by())
+            self._jobs, self._order, self._views, self._position = {}, [], [], {}
             self._all_history = all_history
+            self._trimmed_at = now()
+        elif version is not None and version == self._version:
+            rows = None  # nothing was committed since the last read
         else:
-            were_live = [j.id for j in self._order if j.status in JobStatus.LIVE]
             # A little slack for the clocks of other processes writing the same store.
-            cond = Job.status.in_(JobStatus.LIVE) | (Job.created_at > self._newest - 5)
-            if were_live:
-                cond = cond | Job.id.in_(were_live)
-            fetched = list(Job.select().where(cond))
-        added = False
-        for job in fetched:
-            kept = self._jobs.get(job.id)
+            rows = list(job_rows(engine.store, Job.select().where(
+                Job.status.in_(JobStatus.LIVE) | (Job.created_at > self._newest - 5))))
+            fetched = {row["id"] for row in rows}
+            ended = [job_id for job_id in self._watched if job_id not in fetched]
+            if ended:  # live since the last read, finished since: read once more
+                rows += job_rows(engine.store, Job.select().where(Job.id.in_(ended)))
+        self._version = version
+        trimmed = not all_history and now() - self._trimmed_at >= TRIM_INTERVAL and self._trim()
+        if rows is None and not trimmed:
+            self.live = [i for i in self.live if self._order[i].status in JobStatus.LIVE]
+            return self._order
+        added = trimmed
+        ended_views = []
+        live = []
+        for data in rows or ():
+            kept = self._jobs.get(data["id"])
             if kept is None:
-                self._jobs[job.id] = job
+                kept = self._jobs[data["id"]] = job_from_row(data)
                 added = True
             else:
-                kept.__data__.update(job.__data__)  # same object: views and the order stay valid
-            self._newest = max(self._newest, job.created_at)
+                if kept.__data__ != data:
+                    kept.__data__.update(data)  # same object: views and the order stay valid
+                if kept.status not in JobStatus.LIVE:
+                    ended_views.append(kept)  # its view is remade without the figures it had
+            if kept.status in JobStatus.LIVE:
+                live.append(kept)
+            self._newest = max(self._newest, data["created_at"])
+        if rows is None:
+            live = [self._order[i] for i in self.live if self._order[i].status in JobStatus.LIVE]
         if added:
+            views = {v.job.id: v for v in self._views}
+            for job in ended_views:
+                views.pop(job.id, None)
             self._order = sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+            self._position = {j.id: i for i, j in enumerate(self._order)}
+            self._views = [views.get(j.id) or JobView(j) for j in self._order]
+        else:
+            for job in ended_views:
+                self._views[self._position[job.id]] = JobView(job)
+        self.live = sorted(self._position[j.id] for j in live)
+        if rows is not None:
+            self._watched = {j.id for j in live}
         return self._order
 
+    def _trim(self) -> bool:
+        """Forgets the finished jobs that have left the recent window, as a fresh look would not
+        show them: a dashboard left open for weeks keeps a day's jobs, not every job it saw."""
+        self._trimmed_at = now()
+        cutoff = self._trimmed_at - RECENT_SECONDS
+        gone = []
+        for job in reversed(self._order):  # oldest first: those out of the window are at the end
+            if job.created_at >= cutoff:
+                break
+            if job.status not in JobStatus.LIVE and (job.ended_at is None or job.ended_at < cutoff):
+                gone.append(job.id)
+        for job_id in gone:
+            del self._jobs[job_id]
+        return bool(gone)
 
-@dataclass
+    def views(self) -> list[JobView]:
+        """Every job's last view, in order (a new list: the caller may replace live ones)."""
+        return list(self._views)
+
+    def keep(self, views: list[JobView]) -> None:
+        """The views a refresh made (its live jobs' new ones) are the last views now."""
+        self._views = views
+
+
+def job_rows(store: Store, query) -> Iterator[dict]:
+    """The query's jobs as plain dicts of their fields (as a model's `__data__`), straight from
+    the cursor: the stored values are numbers and text already; only booleans are converted."""
+    cursor = store.db.execute(query)
+    columns = Job._meta.columns
+    names = [columns[d[0]].name for d in cursor.description]
+    booleans = [i for i, d in enumerate(cursor.description) if isinstance(columns[d[0]], BooleanField)]
+    for values in cursor:
+        if booleans:
+            values = list(values)
+            for i in booleans:
+                if values[i] is not None:
+                    values[i] = bool(values[i])
+        yield dict(zip(names, values))
+
+
+def job_from_row(data: dict) -> Job:
+    """A job model from a row of `job_rows`, as peewee builds one from a query, holding the
+    row's dict itself (thousands of them are kept: one dict each, not three made on the way)."""
+    job = Job(__no_default__=1)
+    job.__data__ = data
+    return job
+
+
+@dataclass(slots=True)
 class JobView:
     job: Job
     stats: ProcessStats | None = None
@@ -197,34 +295,7 @@ class JobView:
 def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None,
              tokens_detail: dict | None = None) -> dict:
     """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
-    return {
-        "id": data["id"],
-        "name": data.get("name") or title(data["prompt"]),
-        "pid": data.get("pid"),
-        "status": data["status"],
-        "cwd": data["cwd"],
-        "prompt": data["prompt"],
-        "model": data.get("model"),
-        "created_at": iso_time(data.get("created_at")),
-        "ended_at": iso_time(data.get("ended_at")),
-        "exit_code": data.get("exit_code"),
-        "session_id": data.get("session_id"),
-        "session_file": data.get("session_file"),
-        "tokens": tokens if tokens is not None else data.get("tokens"),
-        "tokens_detail": tokens_detail if tokens_detail is not None else _json_or_none(data.get("tokens_detail")),
-        "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
-        "rss_bytes": stats.rss_bytes if stats else None,
-        "error": data.get("error"),
-        "parent_id": data.get("parent_id"),
-        "retry_of": data.get("retry_of"),
-        "external": False,
-        "worktree": data.get("worktree"),
-        "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
-    }
-
-
-def _json_or_none(text: str | None):
-    return json.loads(text) if text else None
+    return row_json(tuple(data.get(f) for f in JSON_FIELDS), stats, tokens, tokens_detail)
 
 
 def _started_process(pid: int, own_args: int) -> tuple[float | None, str | None]:
@@ -238,6 +309,8 @@ def _started_process(pid: int, own_args: int) -> tuple[float | None, str | None]
         running = proc.cmdline()
     except psutil.Error:
         return None, None
+    import shlex
+
     return start_time, "runs " + shlex.join(running[: max(len(running) - own_args, 1)])
 
 
@@ -269,12 +342,6 @@ def _ended_at(summary: SessionSummary | None) -> float:
         except ValueError:
             pass
     return now()
-
-
-def iso_time(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class JobEngine:
@@ -322,6 +389,8 @@ class JobEngine:
             self._activity.pop(job.id, None)
         if to in JobStatus.FINISHED and all(s in JobStatus.LIVE for s in expect):
             # This compare-and-set ended the job: the one place its `finished` hook runs.
+            from codexdash import notify
+
             notify.launch(self.settings, self.store, job_json(job.__data__), notify.FINISHED)
         return True
 
@@ -381,23 +450,25 @@ class JobEngine:
         return list(self._listed(include_finished, all_history))
 
     def listing(self, all_history: bool = False, external: bool = True) -> list[dict]:
-        """Every listed job as JSON, live ones reconciled and measured, and (unless `external`
-        is False) the Codex sessions codexdash did not start. Finished records are read as
-        plain rows: building models for thousands of them was most of `list --json`."""
-        live = self.refresh(list(Job.select().where(Job.status.in_(JobStatus.LIVE))))
-        rows = [v.as_json() for v in live]
-        seen = {v.job.id for v in live}
-        # Raw rows from the cursor: the stored values are plain numbers and text already, and
-        # skipping the per-column conversions halves the time over thousands of records.
-        cursor = self.store.db.execute(self._listed(True, all_history))
-        names = [d[0] for d in cursor.description]
-        for values in cursor:
-            data = dict(zip(names, values))
-            if data["id"] not in seen:
-                rows.append(job_json(data))
+        """Every listed job as JSON, newest first, live ones reconciled and measured, and
+        (unless `external` is False) the Codex sessions codexdash did not start. Finished
+        records go from the store's rows to JSON directly: building models for thousands of
+        them was most of `list --json`."""
+        live_jobs = [job_from_row(row) for row in job_rows(self.store, Job.select().where(Job.status.in_(JobStatus.LIVE)))]
+        live = {v.job.id: v for v in self.refresh(live_jobs)}
+        query = self._listed(True, all_history).select(*(getattr(Job, f) for f in JSON_FIELDS))
+        rows = []
+        for row in self.store.db.execute(query):
+            view = live.pop(row[0], None)
+            rows.append(view.as_json() if view is not None else row_json(row))
+        if live:  # ended and left the recent window between the two reads: still listed
+            rows.extend(v.as_json() for v in live.values())
         if external:
-            rows.extend(s.as_json(iso_time) for s in self.external_sessions(all_history))
-        rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
+            sessions = self.external_sessions(all_history)
+            if sessions:
+                rows.extend(s.as_json(iso_time) for s in sessions)
+        if live or external and sessions:
+            rows.sort(key=lambda r: r["created_at"] or "", reverse=True)
         return rows
 
     def forget(self, job: Job) -> None:
@@ -409,6 +480,8 @@ class JobEngine:
         with self.store.write():
             JobEvent.delete().where(JobEvent.job == job.id).execute()
             Job.delete().where((Job.id == job.id) & (Job.status.in_(JobStatus.FINISHED))).execute()
+        from codexdash import codex_stderr
+
         codex_stderr.remove(self.settings.db_path, job.id)
 
     # ---- sessions codexdash did not start -----------------------------------------------------
@@ -433,6 +506,8 @@ class JobEngine:
         argv = [*command, "exec", "--skip-git-repo-check"]
         if request.parent is None:  # a follow-up's session already names its first job
             argv += ["--thread-source", thread_source_value(job_id)]
+        from codexdash.identity import marker_argument
+
         argv += ["-c", marker_argument(marker)]
         if request.model:
             argv += ["--model", request.model]
@@ -474,6 +549,8 @@ class JobEngine:
         if parent is not None:
             retried = self.resume(parent, job.prompt, model=job.model, sandbox=job.sandbox)
         else:
+            from codexdash.changes import wants_worktree
+
             retried = self.start(StartRequest(prompt=job.prompt, cwd=job.cwd, model=job.model, sandbox=job.sandbox,
                                               extra_args=job.extra_args_list, retry_of=job.id,
                                               worktree=wants_worktree(job)))
@@ -531,6 +608,8 @@ class JobEngine:
         if request.worktree:
             if request.parent is not None:
                 raise BadInput("--worktree starts a new session: a follow-up runs in its parent's worktree")
+            from codexdash.changes import work_tree_root
+
             if work_tree_root(request.cwd) is None:
                 raise BadInput(f"--worktree needs a Git work tree: {request.cwd} is not in one")
         return resolve_codex_command(self.settings.codex_command)
@@ -547,6 +626,9 @@ class JobEngine:
         actor_pid, actor_start = this_process()
         parent = request.parent
         # What the diff of the job is taken against. A new worktree starts clean from HEAD.
+        from codexdash import codex_stderr
+        from codexdash.changes import start_snapshot
+
         git_base = start_snapshot(request.cwd, include_changes=not request.worktree)
         worktree = None
         if parent is not None and parent.worktree and os.path.realpath(parent.worktree) == request.cwd:
@@ -626,6 +708,8 @@ class JobEngine:
     @staticmethod
     def _prompt_stdin(prompt: str):
         # An unlinked temporary file: Codex reads the prompt from it, nothing is left on disk.
+        import tempfile
+
         fh = tempfile.TemporaryFile()
         fh.write(prompt.encode())
         fh.seek(0)
@@ -639,29 +723,65 @@ class JobEngine:
             return self._refresh(jobs, all_history)
 
     def _refresh(self, jobs: list[Job] | None, all_history: bool) -> list[JobView]:
-        jobs = self._job_list.load(self, all_history) if jobs is None else jobs
-        views = []
         live = JobStatus.LIVE
-        live_jobs = [job for job in jobs if job.status in live]
-        if live_jobs:
-            # A job just started has its tree read afresh: its session file is found there.
-            young = any(job.session_file is None and now() - job.created_at < 15 for job in live_jobs)
+        every_job = jobs is None
+        if every_job:
+            listed = self._job_list
+            jobs = listed.load(self, all_history)
+            views = listed.views()
+            positions = listed.live
+        else:
+            views = [JobView(job) for job in jobs]
+            positions = [i for i, job in enumerate(jobs) if job.status in live]
+        if positions:
+            # A job just started has its tree read afresh when its open files are to be searched
+            # again: its session file is found there.
+            at = now()
+            young = any(jobs[i].session_file is None and at - jobs[i].created_at < 15
+                        and at - self._discovery.get(jobs[i].id, 0.0) >= DISCOVERY_INTERVAL for i in positions)
             self.poller.begin_cycle(fresh=young)
-        for job in jobs:
-            view = JobView(job)
-            views.append(view)
+        searches = DISCOVERY_BUDGET
+        for i in positions:
+            job = jobs[i]
+            view = views[i] = JobView(job)
             if job.status not in live:
-                continue
-            proc = self.reconcile(job)
-            if proc is not None:
-                view.stats = self.poller.sample(proc)
-                self._find_session_file_live(job, proc, every=DISCOVERY_INTERVAL)
+                continue  # it ended in this process since the store was last read
+            if self._still_running(job):
+                pid = job.pid
+            else:
+                proc = self.reconcile(job)
+                pid = proc.pid if proc is not None else None
+            if pid is not None:
+                view.stats = self.poller.sample(pid, job.pid_start_time if pid == job.pid else None)
+                if job.session_file is None and searches > 0 and self._find_session_file_live(job, every=DISCOVERY_INTERVAL):
+                    searches -= 1
             if job.status in live:
                 self._follow_activity(job, view)
                 if self.settings.notify_command and view.last_activity is not None:
+                    from codexdash import notify
+
                     notify.check_stall(self, job, view.last_activity, view.as_json())
         self.poller.prune()
+        if every_job:
+            listed.keep(views)
+            self._forget_ended({jobs[i].id for i in positions if jobs[i].status in live})
         return views
+
+    def _forget_ended(self, live: set[str]) -> None:
+        """Drops what was kept for following jobs that are no longer live, however they ended
+        (another codexdash may have settled them): a dashboard open for days keeps nothing
+        per finished job but its record."""
+        for kept in (self._activity, self._discovery, self.stalls_seen):
+            for job_id in [k for k in kept if k not in live]:
+                del kept[job_id]
+
+    def _still_running(self, job: Job) -> bool:
+        """A running job's process is the one recorded and has not exited (nor been reaped here):
+        nothing to reconcile. Told by the poller from the job's pidfd or one read of its `stat`."""
+        if job.status not in (JobStatus.RUNNING, JobStatus.STARTING) or not self.poller.alive(job.pid, job.pid_start_time):
+            return False
+        child = self._children.get(job.id)
+        return child is None or child.poll() is None
 
     def reap(self, job: Job, wait: float = 0.0) -> int | None:
         """The exit status of a job this process spawned, once it has exited (reaping it, so
@@ -723,6 +843,8 @@ class JobEngine:
         the job, and (when a PID was recorded) sit in the job's process group under another
         PID: a process that merely reuses the recorded PID is never taken for the job.
         """
+        from codexdash.identity import marker_argument
+
         token = marker_argument(job.marker)
         for proc in marked_processes(job.marker):
             try:
@@ -778,6 +900,8 @@ class JobEngine:
     def _outcome(self, job: Job, exit_code: int | None) -> tuple[str, dict]:
         self.session_file(job)
         summary = self.read_summary(job)
+        from codexdash import codex_stderr
+
         stderr_file = codex_stderr.stderr_path(self.settings.db_path, job.id)
         codex_stderr.trim(stderr_file)
         error = codex_stderr.last_error(stderr_file)
@@ -832,6 +956,8 @@ class JobEngine:
     def worktree(self, job: Job) -> str | None:
         """The worktree Codex made for a job started with `--worktree` (a follow-up: its
         parent's), learnt from the session's first line (`session_meta.cwd`) and then kept."""
+        from codexdash.changes import wants_worktree
+
         if job.worktree is not None or job.session_file is None or not wants_worktree(job):
             return job.worktree
         cwd = read_head(job.session_file, need_prompt=False).cwd
@@ -842,12 +968,23 @@ class JobEngine:
             job.worktree = cwd
         return job.worktree
 
-    def _find_session_file_live(self, job: Job, proc: psutil.Process, every: float = 0.0) -> None:
+    def _find_session_file_live(self, job: Job, proc: psutil.Process | None = None, every: float = 0.0) -> bool:
+        """Looks for the file among the open files of the job's processes, unless it was looked
+        for less than `every` seconds ago. Whether it looked."""
         if job.session_file is not None:
-            return
+            return False
+        if every:
+            every = min(max(every, (now() - job.created_at) / 10), DISCOVERY_MAX_INTERVAL)
         if every and now() - self._discovery.get(job.id, 0.0) < every:
-            return  # searched a moment ago: listing open files of every process is not free
+            return False  # searched a moment ago: listing open files of every process is not free
         self._discovery[job.id] = now()
+        proc = proc or process_if_same(job.pid, job.pid_start_time)
+        if proc is None:
+            return True
+        self._search_open_files(job, proc)
+        return True
+
+    def _search_open_files(self, job: Job, proc: psutil.Process) -> None:
         source = job_thread_source(job)
         for path in open_session_files(self.poller.tree(proc), str(sessions_dir(self.codex_home(job)))):
             # A file the job's processes hold is its own; its head says so where Codex wrote it.

@@ -247,6 +247,27 @@ def find_by_match(
     return found[0] if len(found) == 1 else None
 
 
+def recent_session_files(codex_home: Path, since: float, stat_days: int) -> list[str]:
+    """The session files, live and archived, in the day folders from `stat_days` days before
+    `since` to today (names carry local time: a day of slack either side), and the archived
+    ones kept flat whose names fall in that time: the files that may have been active since
+    `since`, without walking years of folders. Newest first by name."""
+    first = dt.date.fromtimestamp(since) - dt.timedelta(days=stat_days + 1)
+    last = dt.date.today() + dt.timedelta(days=1)
+    found = []
+    for root in (sessions_dir(codex_home), archived_dir(codex_home)):
+        day = first
+        while day <= last:
+            found.extend(e.path for e in _scan(root / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"))
+            day += dt.timedelta(days=1)
+    for entry in _scan(archived_dir(codex_home)):
+        name = parse_name(entry.name)
+        if name is not None and dt.date.fromtimestamp(name.started) >= first:
+            found.append(entry.path)
+    found.sort(key=os.path.basename, reverse=True)
+    return found
+
+
 def iter_session_files(codex_home: Path):
     """Every session file, live and archived, newest first by name (names sort by their local
     start time)."""

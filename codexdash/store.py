@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -20,25 +19,10 @@ from pathlib import Path
 import peewee as pw
 
 from codexdash.errors import StoreError
+from codexdash.records import SCHEMA_VERSION, JobStatus, is_looking, looking  # noqa: F401 - the store's names too
 
-SCHEMA_VERSION = 3
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 15_000
-
-
-class JobStatus:
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"
-    KILLED = "killed"
-    LOST = "lost"
-    FAILED_TO_START = "failed_to_start"
-
-    LIVE = (STARTING, RUNNING, STOPPING)
-    FINISHED = (COMPLETED, FAILED, INTERRUPTED, KILLED, LOST, FAILED_TO_START)
 
 
 _database = pw.DatabaseProxy()
@@ -191,22 +175,6 @@ def _is_read_only(path: Path) -> bool:
     return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK))
 
 
-_look = threading.local()
-
-
-@contextmanager
-def looking() -> Iterator[None]:
-    """Marks what this thread runs inside as a look (list, show, logs): on a read-only database,
-    what a look writes (an outcome it settled, a session file it found) is kept in the
-    in-memory copy of this process, never on disk. Outside a look such a write is refused."""
-    before = getattr(_look, "on", False)
-    _look.on = True
-    try:
-        yield
-    finally:
-        _look.on = before
-
-
 def _read_pages(path: Path) -> bytes:
     """The database's content as one consistent image, read without writing anything.
 
@@ -245,6 +213,8 @@ def _in_memory_copy(path: Path) -> tuple[sqlite3.Connection, str]:
     image = bytearray(_read_pages(path))
     if len(image) >= 20 and image[18:20] == b"\x02\x02":
         image[18:20] = b"\x01\x01"  # WAL is a file format; the copy in memory is a plain one
+    import secrets
+
     uri = f"file:/codexdash-{os.getpid()}-{secrets.token_hex(8)}?vfs=memdb"
     anchor = sqlite3.connect(uri, uri=True, check_same_thread=False)
     if image:
@@ -264,6 +234,8 @@ class Store:
         self.path = path
         self.readonly = readonly
         self._copy: sqlite3.Connection | None = None
+        self._probe: sqlite3.Connection | None = None
+        self._probe_lock = threading.Lock()
         if readonly:
             # The file is read once into memory: a look that settles a job works on the copy,
             # and nothing, not even a -shm file, is written beside the database.
@@ -283,7 +255,7 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[None]:
         """One IMMEDIATE transaction; storage failures become a StoreError, nothing half-written."""
-        if self.readonly and not getattr(_look, "on", False):
+        if self.readonly and not is_looking():
             self.require_writable()
         try:
             with self.db.atomic("IMMEDIATE"):
@@ -291,7 +263,25 @@ class Store:
         except (pw.OperationalError, pw.DatabaseError, sqlite3.DatabaseError) as exc:
             raise StoreError(f"cannot write the job database {self.path}: {exc}") from None
 
+    def data_version(self) -> int | None:
+        """A number that changes whenever a transaction commits to the database, from any
+        connection of any process (SQLite's `PRAGMA data_version`, asked of a connection of its
+        own that never writes). None when it cannot be told (a read-only copy): read again."""
+        if self.readonly:
+            return None
+        with self._probe_lock:
+            try:
+                if self._probe is None:
+                    self._probe = sqlite3.connect(str(self.path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+                return self._probe.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.Error:
+                return None
+
     def close(self) -> None:
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
         self.db.close()
         if self._copy is not None:
             self._copy.close()

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codexdash.events import Event, Kind, SessionParser
+from codexdash.events import Event, Kind, SessionParser, decode_line
 
 READ_CHUNK = 1 << 20
 # A longer line is skipped with a notice rather than held in memory without end.
@@ -334,6 +334,7 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
         if is_compressed(path):
             end = st.st_size
             picked, truncated = _last_lines_forward(iter_compressed_lines(fd, path), wanted, probe)
+            picked = [(line, decode_line(line)) for line in picked]
         else:
             end = last_line_end(fd, st.st_size)
             picked = []
@@ -343,15 +344,17 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
                 if counted >= wanted:
                     truncated = True
                     break
-                picked.append(line)
-                counted += len(probe.feed(line))
+                record = decode_line(line)  # decoded once: the events are then read forward from it
+                picked.append((line, record))
+                counted += len(probe.feed_decoded(record))
             picked.reverse()
     finally:
         os.close(fd)
     parser = SessionParser()
     events: list[Event] = []
-    for line in picked:
-        events.extend(parser.feed(line))
+    for line, record in picked:
+        events.extend(parser.feed_decoded(record))
+    picked = [line for line, _record in picked]
     tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     truncated = truncated or len(events) > last
     return OpenedSession(events=events[-last:] if last else [], lines=picked, tail=tail, parser=parser, truncated=truncated)

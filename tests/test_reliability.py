@@ -69,6 +69,8 @@ def test_job_that_ends_before_its_pid_is_saved_gets_its_outcome(sandbox):
 
 
 def test_killed_after_the_first_signal_the_next_kill_takes_over(sandbox):
+    # The watcher would finish the kill itself (and the second kill would find it busy).
+    (sandbox.root / "config.toml").write_text("watch = false\n")
     started = json.loads(sandbox.cli("start", "--json", "IGNORE_SIGNALS STREAM 120").stdout)
     wait_for(lambda: Job.get_by_id(started["id"]).session_file or sandbox.engine.session_file(Job.get_by_id(started["id"])),
              message="the session file")

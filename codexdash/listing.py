@@ -1,0 +1,165 @@
+"""Jobs as JSON, and `list` without the engine when there is nothing for the engine to do.
+
+A job's JSON is made from its stored fields (`row_json`): the engine makes it from a model's
+fields, `list --json` from thousands of rows. A cold `codexdash list` reads the store with
+sqlite3, read-only, and the live jobs' processes from /proc: peewee and psutil stay unloaded.
+Whenever the engine has something to do, the quick look gives way to it (returns None): a
+database to create, upgrade or copy, a live job whose process is gone or is starting or
+stopping (to settle), one whose session file is not known yet (to find and record), a notify
+hook that may be due. So both give the same answer; the quick one just gets there sooner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+
+from codexdash.format import title
+from codexdash.records import SCHEMA_VERSION, JobStatus
+
+# Finished jobs shown by default: the last day's.
+RECENT_SECONDS = 24 * 3600
+
+# The stored fields a job's JSON is made of, in the order `row_json` takes them.
+JSON_FIELDS = ("id", "name", "pid", "status", "cwd", "prompt", "model", "created_at", "ended_at", "exit_code",
+               "session_id", "session_file", "tokens", "tokens_detail", "error", "parent_id", "retry_of", "worktree")
+
+_UTC = dt.timezone.utc
+
+
+def iso_time(ts: float | None) -> str | None:
+    """The UTC time as ISO 8601 with milliseconds (`2026-01-01T00:00:00.000Z`), as
+    `isoformat(timespec="milliseconds")` writes it, formatted directly (a third faster:
+    `list --json` writes two per job)."""
+    if ts is None:
+        return None
+    d = dt.datetime.fromtimestamp(ts, _UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond // 1000)
+
+
+def _json_or_none(text: str | None):
+    return json.loads(text) if text else None
+
+
+def row_json(row: tuple, stats=None, tokens: int | None = None, tokens_detail: dict | None = None) -> dict:
+    """A job as JSON, with the stable keys scripts rely on, from its JSON_FIELDS as stored (a
+    row straight from the store: no model object and no dict between), and, for a live job,
+    its process figures (procs.ProcessStats) and what its session file says of tokens."""
+    (job_id, name, pid, status, cwd, prompt, model, created_at, ended_at, exit_code, session_id, session_file,
+     stored_tokens, stored_detail, error, parent_id, retry_of, worktree) = row
+    return {
+        "id": job_id,
+        "name": name or title(prompt),
+        "pid": pid,
+        "status": status,
+        "cwd": cwd,
+        "prompt": prompt,
+        "model": model,
+        "created_at": iso_time(created_at),
+        "ended_at": iso_time(ended_at),
+        "exit_code": exit_code,
+        "session_id": session_id,
+        "session_file": session_file,
+        "tokens": tokens if tokens is not None else stored_tokens,
+        "tokens_detail": tokens_detail if tokens_detail is not None else _json_or_none(stored_detail),
+        "cpu_percent": round(stats.cpu_percent, 1) if stats else None,
+        "rss_bytes": stats.rss_bytes if stats else None,
+        "error": error,
+        "parent_id": parent_id,
+        "retry_of": retry_of,
+        "external": False,
+        "worktree": worktree,
+        "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
+    }
+
+
+_COLUMNS = ", ".join(JSON_FIELDS)
+_LIVE = ", ".join("?" * len(JobStatus.LIVE))
+
+
+def quick_listing(settings, all_history: bool = False, external: bool = True) -> list[dict] | None:
+    """What `JobEngine.listing` answers, when it can be told without the engine; else None."""
+    if settings.notify_command:
+        return None  # the engine's look may claim a stall and run the hook
+    try:
+        db = sqlite3.connect(f"{Path(settings.db_path).absolute().as_uri()}?mode=ro", uri=True, timeout=15)
+    except (sqlite3.Error, ValueError):
+        return None
+    try:
+        return _listing(db, settings, all_history, external)
+    except sqlite3.Error:
+        return None  # an unknown shape, a lock held too long: the engine says what it is
+    finally:
+        db.close()
+
+
+def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool) -> list[dict] | None:
+    version = db.execute("SELECT value FROM schemainfo WHERE key = 'schema_version'").fetchone()
+    if version is None or version[0] != str(SCHEMA_VERSION):
+        return None
+    live = {}
+    rows = db.execute(f"SELECT {_COLUMNS}, pid_start_time, codex_home FROM job WHERE status IN ({_LIVE})",
+                      JobStatus.LIVE).fetchall()
+    if any(row[3] != JobStatus.RUNNING for row in rows):
+        return None  # told before any process is read
+    if rows:
+        from codexdash.procs import ProcessPoller, open_paths
+        from codexdash.session_files import sessions_dir
+
+        poller = ProcessPoller()
+        poller.begin_cycle()
+        for row in rows:
+            pid, session_file, start, home = row[2], row[11], row[-2], row[-1]
+            if not poller.alive(pid, start):
+                return None
+            if session_file is None:
+                # The engine would look for it among the open files of the job's processes, and
+                # record it: if it is there, the engine answers; if not, the answer is the same.
+                prefix = str(sessions_dir(Path(home) if home else settings.codex_home)).rstrip("/") + "/"
+                if any(p.startswith(prefix) and p.endswith(".jsonl") for p in open_paths(poller.tree_pids(pid))):
+                    return None
+                tokens = detail = None
+            else:
+                tokens, detail = _session_tokens(session_file)
+            live[row[0]] = row_json(row[:-2], poller.sample(pid, start), tokens, detail)
+        poller.close()
+    query = f"SELECT {_COLUMNS} FROM job"
+    args: tuple = ()
+    if not all_history:
+        recent = time.time() - RECENT_SECONDS
+        query += f" WHERE status IN ({_LIVE}) OR created_at >= ? OR ended_at >= ?"
+        args = (*JobStatus.LIVE, recent, recent)
+    listed = []
+    for row in db.execute(query + " ORDER BY created_at DESC", args):
+        shown = live.pop(row[0], None)
+        listed.append(shown if shown is not None else row_json(row))
+    if live:
+        return None  # changed between the two reads: the engine looks again
+    if external:
+        from codexdash.external import external_sessions
+
+        claimed = {sid for (sid,) in db.execute("SELECT session_id FROM job WHERE session_id IS NOT NULL")}
+        sessions = external_sessions(settings.codex_home, claimed, None if all_history else time.time() - RECENT_SECONDS)
+        if sessions:
+            listed.extend(s.as_json(iso_time) for s in sessions)
+            listed.sort(key=lambda r: r["created_at"] or "", reverse=True)
+    return listed
+
+
+def _session_tokens(path: str) -> tuple[int | None, dict | None]:
+    """Tokens so far, as the engine reads them for a live job (its file's last events)."""
+    from codexdash.events import SessionSummary
+    from codexdash.tail import open_session
+
+    summary = SessionSummary()
+    try:
+        os.stat(path)
+        for event in open_session(path, last=50).events:
+            summary.add(event)
+    except OSError:
+        return None, None
+    return summary.tokens, summary.token_usage
