@@ -37,6 +37,9 @@ class Settings:
     # SIGKILL after the second.
     interrupt_grace: float = 3.0
     terminate_grace: float = 3.0
+    # The dashboard rings the bell and sends a desktop notification (OSC 9 / OSC 777) through
+    # the terminal when a job finishes or stalls; never under TERM=dumb.
+    notify_terminal: bool = True
 
     def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -84,6 +87,10 @@ def _from_file(path: Path) -> dict[str, object]:
     for key in ("refresh_interval", "interrupt_grace", "terminate_grace"):
         if key in data:
             values[key] = _positive_float(data[key], f"{src}: {key}")
+    if "notify_terminal" in data:
+        if not isinstance(data["notify_terminal"], bool):
+            raise BadInput(f"{src}: notify_terminal: expected true or false, got {data['notify_terminal']!r}")
+        values["notify_terminal"] = data["notify_terminal"]
     return values
 
 

@@ -55,7 +55,7 @@ class Terminal:
 def terminal(sandbox, tmp_path):
     socket = str(tmp_path / "tmux.sock")
     env = sandbox.env(TERM="tmux-256color")
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL")))
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL", "XDG_STATE")))
     done = tmp_path / "exited"
     # Both stdout and stderr stay the terminal (Textual draws on one and sizes itself from
     # both); the pane stays open after the exit so its last words can be read.
@@ -150,7 +150,7 @@ def test_closed_terminal_leaves_jobs_running_for_the_next_dashboard(sandbox, ter
     assert psutil.Process(job.pid).is_running()
     assert Job.get_by_id(job.id).status == JobStatus.RUNNING
     socket = str(tmp_path / "again.sock")
-    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sandbox.env().items() if k.startswith(("CODEX", "PATH", "HOME")))
+    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sandbox.env().items() if k.startswith(("CODEX", "PATH", "HOME", "XDG_STATE")))
     again = new_terminal(socket, "again", f"env {env_exports} {shlex.quote(sys.executable)} -m codexdash")
     try:
         screen = again.wait_screen(job.id)
