@@ -33,6 +33,40 @@ STYLE_ANSI = {
 }
 
 
+# The states in colour on a terminal (none when piped or under NO_COLOR); the symbol and the
+# word carry the state without it.
+STATUS_ANSI = {
+    "starting": "\x1b[33m",
+    "running": "\x1b[1;32m",
+    "stopping": "\x1b[33m",
+    "completed": "\x1b[32m",
+    "failed": "\x1b[1;31m",
+    "interrupted": "\x1b[35m",
+    "killed": "\x1b[1;31m",
+    "lost": "\x1b[1;35m",
+    "failed_to_start": "\x1b[1;31m",
+}
+# Codex's values for --sandbox (codexdash.jobs.SANDBOX_MODES, not imported here: the parser is
+# built on every call and the engine is slow to import; a test keeps the two the same).
+SANDBOX_VALUES = ("read-only", "workspace-write", "danger-full-access")
+START_EPILOG = f"""\
+sandbox modes: {", ".join(SANDBOX_VALUES)} (default: Codex's own).
+
+Arguments after `--` go to `codex exec` as they are:
+  codexdash start --name ci-fix "fix the failing CI job" -- --config model_reasoning_effort=high
+"""
+
+
+def use_color(stream=None) -> bool:
+    """Colour on a terminal; none when piped, under NO_COLOR or on a dumb terminal."""
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, ansi: str | None, color: bool) -> str:
+    return f"{ansi}{text}\x1b[0m" if color and ansi else text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         sys.stderr.write(f"codexdash: {message} (try: {self.prog} --help)\n")
@@ -47,19 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codex", help="Codex command, split like a shell (env CODEXDASH_CODEX)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
-    s = sub.add_parser("start", help="start a Codex job, detached")
+    s = sub.add_parser("start", help="start a Codex job, detached", usage="%(prog)s [options] PROMPT [-- EXTRA ...]",
+                       epilog=START_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     s.add_argument("--cwd", default=None, help="working directory (default: here)")
     s.add_argument("--name", help="what to call the job in tables (default: a title from the prompt's first line)")
-    s.add_argument("--model", help="model for Codex")
-    s.add_argument("--sandbox", help="Codex sandbox mode")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--model", help="model for Codex (default: Codex's own)")
+    s.add_argument("--sandbox", metavar="MODE", help="Codex sandbox mode (the values are below)")
+    s.add_argument("--json", action="store_true", help="print the new job as JSON (stable keys)")
 
     s = sub.add_parser("resume", help="a follow-up: continue a finished job's Codex session with a new prompt")
     s.add_argument("job")
     s.add_argument("prompt", help="the follow-up prompt ('-' reads it from stdin)")
     s.add_argument("--model", help="model for Codex (default: the job's)")
-    s.add_argument("--sandbox", help="Codex sandbox mode (default: the job's)")
+    s.add_argument("--sandbox", metavar="MODE", help=f"Codex sandbox mode: {', '.join(SANDBOX_VALUES)} (default: the job's)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON")
 
     s = sub.add_parser("retry", help="run a job again: same prompt, cwd, model, sandbox and extra arguments")
@@ -73,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show", help="a job's record, identity checks and session file")
     s.add_argument("job")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the job as JSON, with its history and identity checks")
 
     s = sub.add_parser("logs", help="a job's Codex session, rendered")
     s.add_argument("target", metavar="JOB|SESSION_FILE")
@@ -231,14 +266,14 @@ def _started(job, as_json: bool) -> int:
 
 def cmd_resume(args, ctx: Context) -> int:
     engine = ctx.engine
-    parent = engine.find(args.job)
+    parent = _find_job(ctx, args.job)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox), args.json)
 
 
 def cmd_retry(args, ctx: Context) -> int:
     engine = ctx.engine
-    return _started(engine.retry(engine.find(args.job)), args.json)
+    return _started(engine.retry(_find_job(ctx, args.job)), args.json)
 
 
 def cmd_list(args, ctx: Context) -> int:
@@ -279,16 +314,45 @@ def cmd_list(args, ctx: Context) -> int:
         )))
     rows = [header] + [row for _at, row in sorted(dated, key=lambda d: d[0], reverse=True)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    color = use_color()
+    for n, r in enumerate(rows):
+        cells = [c.ljust(w) for c, w in zip(r, widths)]
+        if color and n == 0:  # padded first: escapes take no room on screen
+            cells = [paint(c, "\x1b[1m", color) for c in cells]
+        elif color:
+            cells[2] = paint(cells[2], STATUS_ANSI.get(r[2].split(" ", 1)[-1].replace(" ", "_")), color)
+        print("  ".join(cells).rstrip())
     return 0
+
+
+MAX_CANDIDATES = 10
+
+
+def _find_job(ctx: Context, ref: str):
+    """The job whose id begins with `ref`; when several do, the error lists them."""
+    try:
+        return ctx.engine.find(ref)
+    except BadInput:
+        from codexdash.render import sanitize
+        from codexdash.store import Job
+
+        ref = ref.strip()
+        found = list(Job.select().where(Job.id.startswith(ref)).order_by(Job.created_at.desc()).limit(MAX_CANDIDATES + 1)) if ref else []
+        if len(found) < 2:
+            raise
+        lines = [f"job {ref!r} is ambiguous: {'more than ' if len(found) > MAX_CANDIDATES else ''}"
+                 f"{min(len(found), MAX_CANDIDATES)} jobs begin with it; give more of its id:"]
+        for job in found[:MAX_CANDIDATES]:
+            name = sanitize(fmt.one_line(job.name or fmt.title(job.prompt), 40))
+            lines.append(f"  {job.id}  {fmt.status_label(job.status):<17} {name}  ({sanitize(fmt.path_end(job.cwd, 30))})")
+        raise BadInput("\n".join(lines)) from None
 
 
 def _job_or_session(ctx: Context, ref: str):
     """(job, None) for a job of codexdash's; (None, session) for a Codex session it did not
     start, named by the start or end of its id (tables show `~` and its end)."""
     try:
-        return ctx.engine.find(ref), None
+        return _find_job(ctx, ref), None
     except BadInput:
         session = ctx.engine.find_external(ref.lstrip("~"))
         if session is None:
@@ -309,9 +373,11 @@ def cmd_show(args, ctx: Context) -> int:
         if args.json:
             _out(data)
             return 0
+        data["model"] = data["model"] or "(not recorded)"
         for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "tokens", "session_file", "error"):
             if data.get(key) is not None:
-                print(f"{key:>13}: {sanitize(str(data[key]))}")
+                value = sanitize(str(data[key]))
+                print(f"{key:>13}: {paint(value, STATUS_ANSI.get(value), use_color()) if key == 'status' else value}")
         print(f"{'prompt':>13}: {sanitize(fmt.one_line(session.prompt, 200))}")
         print(f"{'':>13}  not started by codexdash: read-only")
         return 0
@@ -332,14 +398,23 @@ def cmd_show(args, ctx: Context) -> int:
     if args.json:
         _out(data)
         return 0
-    for key in ("id", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id", "session_file", "detail", "error"):
+    import shlex
+
+    color = use_color()
+    data["model"] = data["model"] or "(Codex's default)"
+    data["status"] = paint(fmt.status_label(job.status), STATUS_ANSI.get(job.status), color)
+    for key in ("id", "name", "status", "pid", "cwd", "model", "created_at", "ended_at", "exit_code", "tokens", "session_id",
+                "session_file", "parent_id", "retry_of", "detail", "error"):
         if data.get(key) is not None:
-            print(f"{key:>13}: {sanitize(str(data[key]))}")
+            value = data[key] if key == "status" else sanitize(str(data[key]))
+            print(f"{key:>13}: {value}")
     print(f"{'prompt':>13}: {sanitize(fmt.one_line(job.prompt, 200))}")
+    print(f"{'command':>13}: {sanitize(shlex.join(job.argv_list))}")
     if report:
         print("identity checks:")
         for c in report.checks:
-            print(f"  {'✔' if c.ok else '✖'} {c.name}: {sanitize(c.detail)}")
+            mark = paint("✔", "\x1b[32m", color) if c.ok else paint("✖", "\x1b[1;31m", color)
+            print(f"  {mark} {c.name}: {sanitize(c.detail)}")
     print("history:")
     for e in events:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
