@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from codexdash.jobs import JobView
 from codexdash.store import JobStatus
 from codexdash.ui.columns import Row
-from codexdash.ui.styles import ATTENTION
+from codexdash.ui.styles import FAILURES
 
 ENDED, STALLED = "ended", "stalled"
 
@@ -66,5 +66,5 @@ class Attention:
 
     def counts(self, views: list[JobView]) -> dict[str, int]:
         unseen = [v for v in views if v.job.id in self.unseen and v.job.status in JobStatus.FINISHED]
-        failed = sum(1 for v in unseen if v.job.status in ATTENTION)
+        failed = sum(1 for v in unseen if v.job.status in FAILURES)
         return {"failed": failed, "stalled": len(self.stalled), "unseen": len(unseen) - failed}

@@ -82,8 +82,8 @@ def build(f: Facts) -> list[Part]:
     gone = _t("")
     parts: list[Part] = []
     if f.title != "codexdash":
-        parts.append(Part(_t(f" {sanitize(f.title)} ", "reverse"), (gone, 6)))
-    parts.append(Part(_t(f" {sanitize(f.host)} ", "bold"), (gone, 5)))
+        parts.append(Part(_t(f" {sanitize(f.title)} ", "reverse"), (gone, 5)))
+    parts.append(Part(_t(f" {sanitize(f.host)} ", "bold"), (gone, 4)))
     wanted = sum(f.attention.values())
     if wanted:
         kinds = [(what, n) for what, n in f.attention.items() if n]
@@ -111,7 +111,7 @@ def build(f: Facts) -> list[Part]:
         style = bold_or("yellow")
         parts.append(Part(_t(f"filter:{sanitize(f.query)}", style), (_t("filter", style), 2)))
     if f.sort:
-        parts.append(Part(_t(f"sort: {f.sort}", "dim"), (gone, 4)))
+        parts.append(Part(_t(f"sort: {f.sort}", "dim"), (gone, 6)))
     view = ("all history" if f.all_history else "recent") + (" · external hidden" if f.hide_external else "")
     parts.append(Part(_t(view, "dim"), (gone, 8)))
     parts.append(Part(_t(f"CODEX_HOME {sanitize(f.codex_home)}", "dim"), (gone, 9)))
