@@ -105,7 +105,7 @@ def test_demo_shows_its_jobs_and_cleans_up(tmp_path):
     socket = str(tmp_path / "tmux.sock")
     done = tmp_path / "exited"
     command = f"{shlex.quote(sys.executable)} -m codexdash demo; echo $? > {done}; sleep 600"
-    term = new_terminal(socket, "demo", command, width=150)
+    term = new_terminal(socket, "demo", command, width=240)  # wide enough for CODEX_HOME in the status line
     try:
         screen = term.wait_screen("codexdash demo")
         screen = term.wait_screen("✖ failed")
@@ -157,3 +157,16 @@ def test_closed_terminal_leaves_jobs_running_for_the_next_dashboard(sandbox, ter
         assert "● running" in screen
     finally:
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+
+
+def test_keys_typed_in_one_burst_land_in_the_start_dialog_fields(sandbox, terminal):
+    terminal.wait_screen("n New")
+    # One send-keys call: tmux writes them all at once, as a fast typist over a laggy link would.
+    terminal.keys("n", "ECHO say hi", "Tab", "XYZ")
+    screen = terminal.wait_screen("XYZ")
+    assert "Start a Codex job" in screen and "ECHO say hi" in screen and "ECHO say hiXYZ" not in screen
+    terminal.keys("C-s")
+    (job,) = wait_for(lambda: list(Job.select()), message="the job recorded")
+    assert (job.prompt, job.name) == ("ECHO say hi", "XYZ")
+    terminal.wait_screen("✔ completed")
+    assert "XYZ" in terminal.screen()
