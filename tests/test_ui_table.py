@@ -202,6 +202,8 @@ async def test_zoom_gives_the_pane_the_screen_and_escape_gives_it_back(sandbox, 
         await pilot.press("escape")
         await until(pilot, lambda: app.table.region.width > 0, message="the table back")
         assert app.focused is app.table
+        await pilot.press("z", "tab")  # tab from the zoomed pane: back to both, on the table
+        await until(pilot, lambda: app.table.region.width > 0 and app.focused is app.table, message="the table again")
 
 
 # ---- typing fast ------------------------------------------------------------------------------------------

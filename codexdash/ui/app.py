@@ -247,8 +247,23 @@ class CodexdashApp(JobActions, KeyHold, App):
     def action_focus_pane(self) -> None:
         self.pane.log_view.focus()
 
+    def action_focus_next(self) -> None:
+        """Tab (the screen's own binding): on the main screen, between the table and the pane."""
+        if self.screen is self.screen_stack[0]:
+            self.action_toggle_focus()
+        else:
+            super().action_focus_next()
+
+    def action_focus_previous(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.action_toggle_focus()
+        else:
+            super().action_focus_previous()
+
     def action_toggle_focus(self) -> None:
-        if self.focused is self.table:
+        if self.screen_stack[0].has_class("zoomed"):
+            self.action_zoom()  # back to both: the table is where the focus goes
+        elif self.focused is self.table:
             self.pane.log_view.focus()
         else:
             self.table.focus()
