@@ -74,7 +74,7 @@ class CodexdashApp(JobActions, KeyHold, App):
         self.refreshes = 0  # refresh cycles shown so far
         self._polls = 0
         self._externals_due = True  # look for external sessions at the next poll
-        self._status_facts: Facts | None = None
+        self._status_facts: tuple[Facts, int] | None = None  # what the status line shows, at which width
         self._starting = 0  # starts under way in workers
         self._killing: set[str] = set()  # jobs this dashboard is killing: their end is told once, by the kill
         self._user_acted = False  # a key or click since start: selection from then on is looking
