@@ -30,6 +30,40 @@ STYLE_ANSI = {
 }
 
 
+# The states in colour on a terminal (none when piped or under NO_COLOR); the symbol and the
+# word carry the state without it.
+STATUS_ANSI = {
+    "starting": "\x1b[33m",
+    "running": "\x1b[1;32m",
+    "stopping": "\x1b[33m",
+    "completed": "\x1b[32m",
+    "failed": "\x1b[1;31m",
+    "interrupted": "\x1b[35m",
+    "killed": "\x1b[1;31m",
+    "lost": "\x1b[1;35m",
+    "failed_to_start": "\x1b[1;31m",
+}
+# Codex's values for --sandbox (codexdash.jobs.SANDBOX_MODES, not imported here: the parser is
+# built on every call and the engine is slow to import; a test keeps the two the same).
+SANDBOX_VALUES = ("read-only", "workspace-write", "danger-full-access")
+START_EPILOG = f"""\
+sandbox modes: {", ".join(SANDBOX_VALUES)} (default: Codex's own).
+
+Arguments after `--` go to `codex exec` as they are:
+  codexdash start --name ci-fix "fix the failing CI job" -- --config model_reasoning_effort=high
+"""
+
+
+def use_color(stream=None) -> bool:
+    """Colour on a terminal; none when piped, under NO_COLOR or on a dumb terminal."""
+    stream = stream or sys.stdout
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def paint(text: str, ansi: str | None, color: bool) -> str:
+    return f"{ansi}{text}\x1b[0m" if color and ansi else text
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         sys.stderr.write(f"codexdash: {message} (try: {self.prog} --help)\n")
@@ -46,21 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", type=int, help=argparse.SUPPRESS)  # set by the codexdash that drives this one
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
-    s = sub.add_parser("start", help="start a Codex job, detached")
+    s = sub.add_parser("start", help="start a Codex job, detached", usage="%(prog)s [options] PROMPT [-- EXTRA ...]",
+                       epilog=START_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     s.add_argument("--cwd", default=None, help="working directory (default: here)")
     s.add_argument("--name", help="what to call the job in tables (default: a title from the prompt's first line)")
-    s.add_argument("--model", help="model for Codex")
-    s.add_argument("--sandbox", help="Codex sandbox mode")
+    s.add_argument("--model", help="model for Codex (default: Codex's own)")
+    s.add_argument("--sandbox", metavar="MODE", help="Codex sandbox mode (the values are below)")
     s.add_argument("--worktree", action="store_true",
                    help="run the job in a new Git worktree that Codex makes (the cwd must be in a Git work tree)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the new job as JSON (stable keys)")
 
     s = sub.add_parser("resume", help="a follow-up: continue a finished job's Codex session with a new prompt")
     s.add_argument("job")
     s.add_argument("prompt", help="the follow-up prompt ('-' reads it from stdin)")
     s.add_argument("--model", help="model for Codex (default: the job's)")
-    s.add_argument("--sandbox", help="Codex sandbox mode (default: the job's)")
+    s.add_argument("--sandbox", metavar="MODE", help=f"Codex sandbox mode: {', '.join(SANDBOX_VALUES)} (default: the job's)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON")
 
     s = sub.add_parser("retry", help="run a job again: same prompt, cwd, model, sandbox and extra arguments")
@@ -78,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("show", help="a job's record, identity checks and session file")
     s.add_argument("job")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the job as JSON, with its history and identity checks")
 
     s = sub.add_parser("logs", help="a job's Codex session, rendered")
     s.add_argument("target", metavar="JOB|SESSION_FILE")
@@ -90,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("diff", help="what a job changed: its files' diffs (Git), else the edits its session recorded")
     s.add_argument("job")
     s.add_argument("--stat", action="store_true", help="only the files and their figures")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the changes as JSON (files, actions, diffs)")
 
     s = sub.add_parser("kill", help="verify and stop a job (graceful, then forceful)")
     s.add_argument("job")
@@ -99,10 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="with --yes: the checks as run and the outcome, as JSON")
 
     s = sub.add_parser("hosts", help="every configured box: reachable, round trip, versions, jobs by state")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print each box as JSON (reachable, round trip, versions, jobs by state)")
 
     s = sub.add_parser("version", help="versions of codexdash, its protocol and Codex, and this box's jobs by state")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the versions as JSON")
 
     sub.add_parser("doctor", help="check the Codex command, CODEX_HOME and the database")
 
@@ -365,8 +400,15 @@ def print_jobs(rows: list[dict], host_column: bool = False) -> None:
             sanitize(fmt.one_line(j["prompt"], 40)),
         ))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-    for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    color = use_color()
+    state = 3 if host_column else 2  # the STATUS column
+    for n, r in enumerate(table):
+        cells = [c.ljust(w) for c, w in zip(r, widths)]
+        if color and n == 0:  # padded first: escapes take no room on screen
+            cells = [paint(c, "\x1b[1m", color) for c in cells]
+        elif color:
+            cells[state] = paint(cells[state], STATUS_ANSI.get(r[state].split(" ", 1)[-1].replace(" ", "_")), color)
+        print("  ".join(cells).rstrip())
 
 
 def _job_or_session(ctx: Context, ref: str):
@@ -394,10 +436,15 @@ def print_job(data: dict) -> None:
     """A job as `show` prints it, from its JSON."""
     from codexdash.render import sanitize
 
+    color = use_color()
+    data = {**data, "model": data.get("model") or ("(not recorded)" if data.get("external") else "(Codex's default)")}
     for key in ("id", "name", "host", "status", "pid", "cwd", "worktree", "model", "created_at", "ended_at", "exit_code",
                 "tokens", "session_id", "session_file", "parent_id", "retry_of", "detail", "error"):
         if data.get(key) is not None and not (key == "host" and data[key] == "local"):
-            print(f"{key:>13}: {sanitize(str(data[key]))}")
+            value = sanitize(str(data[key]))
+            if key == "status":
+                value = paint(fmt.status_label(data[key]), STATUS_ANSI.get(data[key]), color)
+            print(f"{key:>13}: {value}")
     print(f"{'prompt':>13}: {sanitize(fmt.one_line(data['prompt'], 200))}")
     if data.get("argv"):
         print(f"{'command':>13}: {sanitize(shlex.join(data['argv']))[:400]}")

@@ -39,7 +39,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "notify_timeout": (0.0, 3600.0, False),
     "stall_after": (1.0, 86400.0, True),
 }
-FILE_KEYS = ("codex_home", "db", "codex", "notify_command", "watch", "hosts", "ssh", "remote_command", *RANGES)
+FILE_KEYS = ("codex_home", "db", "codex", "notify_command", "watch", "notify_terminal", "hosts", "ssh", "remote_command", *RANGES)
 
 
 def _user_dir(kind: str) -> Path:
@@ -86,6 +86,9 @@ class Settings:
     hosts: tuple[str, ...] = ()
     ssh_command: tuple[str, ...] = ("ssh",)
     remote_command: str = "codexdash"
+    # The dashboard rings the bell and sends a desktop notification (OSC 9 / OSC 777) through
+    # the terminal when a job finishes or stalls; never under TERM=dumb.
+    notify_terminal: bool = True
 
     def with_overrides(self, **overrides: object) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -226,10 +229,6 @@ def _from_file(path: Path, warn: Callable[[str], None]) -> dict[str, object]:
     for key in RANGES:
         if key in data:
             values[key] = seconds(data[key], f"{src}: {key}", key)
-    if "watch" in data:
-        if not isinstance(data["watch"], bool):
-            raise BadInput(f"{src}: watch must be true or false, got {_kind(data['watch'])}")
-        values["watch"] = data["watch"]
     if "hosts" in data:
         if not isinstance(data["hosts"], list):
             raise BadInput(f"{src}: hosts must be a list of names, e.g. hosts = [\"box1\", \"gpu-2\"]")
@@ -238,6 +237,11 @@ def _from_file(path: Path, warn: Callable[[str], None]) -> dict[str, object]:
         values["ssh_command"] = _command(data["ssh"], f"{src}: ssh", "the ssh command")
     if "remote_command" in data:
         values["remote_command"] = _remote_command(data["remote_command"], f"{src}: remote_command")
+    for flag in ("watch", "notify_terminal"):
+        if flag in data:
+            if not isinstance(data[flag], bool):
+                raise BadInput(f"{src}: {flag} must be true or false, got {_kind(data[flag])}")
+            values[flag] = data[flag]
     return values
 
 

@@ -323,6 +323,22 @@ def _wait_for_exec(proc: psutil.Process, timeout: float = 2.0) -> None:
         time.sleep(0.001)
 
 
+MAX_CANDIDATES = 10  # jobs listed when a reference is ambiguous
+
+
+def _ambiguous(ref: str, matches: list[Job]) -> str:
+    """The error for a reference several jobs begin with: the candidates, one a line."""
+    from codexdash.format import path_end, status_label
+    from codexdash.render import sanitize
+
+    more = "more than " if len(matches) > MAX_CANDIDATES else ""
+    lines = [f"job {ref!r} is ambiguous: {more}{min(len(matches), MAX_CANDIDATES)} jobs begin with it; give more of its id:"]
+    for job in matches[:MAX_CANDIDATES]:
+        name = sanitize(" ".join((job.name or title(job.prompt)).split())[:40])
+        lines.append(f"  {job.id}  {status_label(job.status):<17} {name}  ({sanitize(path_end(job.cwd, 30))})")
+    return "\n".join(lines)
+
+
 def job_thread_source(job: Job) -> str | None:
     """The `--thread-source` value the job was started with (None for older records)."""
     argv = job.argv_list
@@ -429,11 +445,14 @@ class JobEngine:
         ref = ref.strip()
         if not ref:
             raise BadInput("no job given")
-        matches = list(Job.select().where(Job.id.startswith(ref)).limit(2))
+        exact = Job.get_or_none(Job.id == ref)
+        if exact is not None:
+            return exact
+        matches = list(Job.select().where(Job.id.startswith(ref)).order_by(Job.created_at.desc()).limit(MAX_CANDIDATES + 1))
         if not matches:
             raise BadInput(f"no job {ref!r}")
-        if len(matches) > 1 and matches[0].id != ref:
-            raise BadInput(f"job {ref!r} is ambiguous: give more of its id")
+        if len(matches) > 1:
+            raise BadInput(_ambiguous(ref, matches))
         return matches[0]
 
     def _listed(self, include_finished: bool, all_history: bool):

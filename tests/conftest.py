@@ -95,7 +95,7 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     settings = Settings(codex_home=home, db_path=db, codex_command=(str(codex),), interrupt_grace=2.0, terminate_grace=2.0,
                         watch=False)
     for key, value in (("CODEX_HOME", home), ("CODEXDASH_DB", db), ("CODEXDASH_CODEX", codex),
-                       ("CODEXDASH_CONFIG", tmp_path / "config.toml")):
+                       ("CODEXDASH_CONFIG", tmp_path / "config.toml"), ("XDG_STATE_HOME", tmp_path / "state")):
         monkeypatch.setenv(key, str(value))
     store = open_store(db)
     engine = JobEngine(settings, store)

@@ -47,7 +47,8 @@ def test_real_codex_worktree(codex_box, tmp_path):  # noqa: F811
     assert result.returncode == 0, result.stderr
     job = finished(codex_box, Job.get_by_id(json.loads(result.stdout)["id"]))
     assert job.status == JobStatus.COMPLETED, job.detail
-    wt = Path(job.worktree)
+    wt = Path(codex_box.engine.worktree(job))  # learnt from the session's first line, then kept
+    assert Job.get_by_id(job.id).worktree == str(wt)
     assert wt.is_dir() and wt.parent.parent == codex_box.codex_home / "worktrees"
     assert git(repo, "status", "--porcelain") == ""  # the edits went to the worktree
     data = diff_json(codex_box, job)

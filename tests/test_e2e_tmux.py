@@ -55,7 +55,7 @@ class Terminal:
 def terminal(sandbox, tmp_path):
     socket = str(tmp_path / "tmux.sock")
     env = sandbox.env(TERM="tmux-256color")
-    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL")))
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL", "XDG_STATE")))
     done = tmp_path / "exited"
     # Both stdout and stderr stay the terminal (Textual draws on one and sizes itself from
     # both); the pane stays open after the exit so its last words can be read.
@@ -105,7 +105,7 @@ def test_demo_shows_its_jobs_and_cleans_up(tmp_path):
     socket = str(tmp_path / "tmux.sock")
     done = tmp_path / "exited"
     command = f"{shlex.quote(sys.executable)} -m codexdash demo; echo $? > {done}; sleep 600"
-    term = new_terminal(socket, "demo", command, width=150)
+    term = new_terminal(socket, "demo", command, width=240)  # wide enough for CODEX_HOME in the status line
     try:
         screen = term.wait_screen("codexdash demo")
         screen = term.wait_screen("✖ failed")
@@ -152,10 +152,23 @@ def test_closed_terminal_leaves_jobs_running_for_the_next_dashboard(sandbox, ter
     assert psutil.Process(job.pid).is_running()
     assert Job.get_by_id(job.id).status == JobStatus.RUNNING
     socket = str(tmp_path / "again.sock")
-    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sandbox.env().items() if k.startswith(("CODEX", "PATH", "HOME")))
+    env_exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in sandbox.env().items() if k.startswith(("CODEX", "PATH", "HOME", "XDG_STATE")))
     again = new_terminal(socket, "again", f"env {env_exports} {shlex.quote(sys.executable)} -m codexdash")
     try:
         screen = again.wait_screen(job.id)
         assert "● running" in screen
     finally:
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+
+
+def test_keys_typed_in_one_burst_land_in_the_start_dialog_fields(sandbox, terminal):
+    terminal.wait_screen("n New")
+    # One send-keys call: tmux writes them all at once, as a fast typist over a laggy link would.
+    terminal.keys("n", "ECHO say hi", "Tab", "XYZ")
+    screen = terminal.wait_screen("XYZ")
+    assert "Start a Codex job" in screen and "ECHO say hi" in screen and "ECHO say hiXYZ" not in screen
+    terminal.keys("C-s")
+    (job,) = wait_for(lambda: list(Job.select()), message="the job recorded")
+    assert (job.prompt, job.name) == ("ECHO say hi", "XYZ")
+    terminal.wait_screen("✔ completed")
+    assert "XYZ" in terminal.screen()

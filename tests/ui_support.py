@@ -31,24 +31,49 @@ def table_text(app) -> str:
 
 
 FIXED_JOBS = [
-    # id, status, prompt, sample, age (s), duration (s), tokens, exit code
-    ("a1b2c3d4e5", JobStatus.COMPLETED, "say hi", "completed-message.jsonl", 600, 1.2, 15, 0),
-    ("b2c3d4e5f6", JobStatus.COMPLETED, "please SLEEP 2", "completed-tool-call.jsonl", 1200, 2.4, 30, 0),
-    ("c3d4e5f6a7", JobStatus.FAILED, "say hi [bold]not markup[/] \x1b[31m", "failed-connection.jsonl", 1800, 0.3, None, 1),
-    ("d4e5f6a7b8", JobStatus.INTERRUPTED, "please SLEEP 20", "interrupted-sigint.jsonl", 2400, 2.7, 15, 1),
-    ("e5f6a7b8c9", JobStatus.KILLED, "please SLEEP 20 and then some", "terminated-sigterm.jsonl", 3000, 4.0, 15, -15),
+    # id, status, prompt, name, cwd, sample, age (s), duration (s), tokens, exit code
+    ("a1b2c3d4e5", JobStatus.COMPLETED, "say hi", "smoke test", "/home/operator/api", "completed-message.jsonl",
+     600, 1.2, 15, 0),
+    ("b2c3d4e5f6", JobStatus.COMPLETED, "please SLEEP 2", "nightly build", "/home/operator/web", "completed-tool-call.jsonl",
+     1200, 2.4, 30, 0),
+    ("c3d4e5f6a7", JobStatus.FAILED, "say hi [bold]not markup[/] \x1b[31m", None, "/home/operator/api",
+     "failed-connection.jsonl", 1800, 0.3, None, 1),
+    ("d4e5f6a7b8", JobStatus.INTERRUPTED, "please SLEEP 20", "flaky test hunt", "/home/operator/work2",
+     "interrupted-sigint.jsonl", 2400, 2.7, 15, 1),
+    ("e5f6a7b8c9", JobStatus.KILLED, "please SLEEP 20 and then some", "db migration dry run", "/home/operator/infra",
+     "terminated-sigterm.jsonl", 3000, 4.0, 15, -15),
 ]
 
 
-def add_fixed_jobs(store) -> None:
-    """Finished jobs with fixed ids, durations and session files: stable screens."""
-    now = time.time()
+def add_fixed_jobs(store, now: float | None = None) -> None:
+    """Finished jobs with fixed ids, names, durations and session files: stable screens (and
+    stable clock times too, given `now`)."""
+    now = time.time() if now is None else now
     with store.write():
-        for jid, status, prompt, sample, age, duration, tokens, code in FIXED_JOBS:
+        for jid, status, prompt, name, cwd, sample, age, duration, tokens, code in FIXED_JOBS:
             created = now - age
             Job.create(
                 id=jid, marker=f"cdx-{jid}", status=status, argv=json.dumps(["codex", "exec", "--", prompt]),
-                cwd="/home/operator/project", prompt=prompt, model="mock-model", created_at=created,
+                cwd=cwd, prompt=prompt, name=name, model="mock-model", created_at=created,
                 pid=40000 + age, pid_start_time=created, started_at=created, ended_at=created + duration,
                 exit_code=code, session_file=str(SAMPLES / sample), session_id=sample, tokens=tokens,
             )
+
+
+def add_many_jobs(store, count: int) -> list[str]:
+    """`count` completed jobs, one a minute apart (newest first: job-000), named and in their own
+    directories; they share one small session file. Returns their ids, newest first."""
+    now = time.time()
+    ids = []
+    with store.write():
+        for i in range(count):
+            jid = f"{i:04d}abcdef"
+            created = now - 60 * (i + 1)
+            Job.create(
+                id=jid, marker=f"cdx-{jid}", status=JobStatus.COMPLETED, argv=json.dumps(["codex", "exec", "--", "x"]),
+                cwd=f"/home/operator/work{i}", prompt=f"task number {i}", name=f"task {i:03d}", model="mock-model",
+                created_at=created, pid=50000 + i, pid_start_time=created, started_at=created, ended_at=created + 5,
+                exit_code=0, session_file=str(SAMPLES / "completed-message.jsonl"), session_id=f"s{i}", tokens=10 * i,
+            )
+            ids.append(jid)
+    return ids

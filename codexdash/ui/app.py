@@ -2,66 +2,56 @@
 
 Every engine call (polling processes, the store, starting, verifying, killing) runs in a worker
 thread; results come back as messages, so the screen never waits on I/O or on a locked store.
-Dialogs only ask: the app acts on their answers. Every text shown comes from `tell` or a
-`Text`: never read as markup, control characters made visible.
+Dialogs only ask: the app acts on their answers (job_actions.py). Every text shown comes from
+`tell` or a `Text`: never read as markup, control characters made visible.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
-from collections import Counter
-from dataclasses import replace
+import time
+from functools import partial
 from pathlib import Path
 
-import peewee
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Input, Static
 
 from codexdash import format as fmt
-from codexdash.errors import BadInput, CodexdashError
-from codexdash.jobs import JobEngine, JobView, StartRequest
-from codexdash.kill import KillFlow
+from codexdash.jobs import JobEngine, JobView
 from codexdash.render import sanitize
 from codexdash.store import JobStatus
+from codexdash.ui import keys, saved_state
+from codexdash.ui.attention import STALLED, Attention
+from codexdash.ui.column_chooser import ColumnChooser
+from codexdash.ui.columns import BY_KEY, COLUMNS, STALL_SECONDS, ExternalView, external_view
 from codexdash.ui.help_screen import HelpScreen
-from codexdash.ui.jobs_table import SORTS, JobsTable
-from codexdash.ui.kill_dialog import KillDialog
-from codexdash.ui.messages import JobsRefreshed, KillDone, KillVerified, StartDone
+from codexdash.ui.job_actions import ENGINE_ERRORS, JobActions
+from codexdash.ui.key_hold import KeyHold
+from codexdash.ui.jobs_table import JobsTable
+from codexdash.ui.messages import JobsRefreshed
 from codexdash.ui.session_pane import SessionLog, SessionPane
-from codexdash.ui.start_dialog import StartDialog
-from codexdash.ui.styles import STATUS_STYLES
+from codexdash.ui.sort_menu import SortMenu
+from codexdash.ui.status_line import Facts, status_text
+from codexdash.ui.terminal_alert import TerminalAlert
 
 NARROW_WIDTH = 110  # below this the session pane goes under the table
-# What a worker may meet in the core; shown to the user, never a crash.
-ENGINE_ERRORS = (CodexdashError, peewee.PeeweeException, sqlite3.Error, OSError)
+FOOTER_PALETTE_WIDTH = 100  # below this the footer leaves out the palette key (ctrl+p still works)
+EXTERNAL_EVERY = 5  # external sessions are looked for every this many refreshes
+TEXTUAL_COMMANDS_REPLACED = {"Keys", "Quit", "Maximize", "Minimize"}  # the palette lists ours instead
 
 
-class CodexdashApp(App):
+class CodexdashApp(JobActions, KeyHold, App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     TITLE = "codexdash"
     ENABLE_COMMAND_PALETTE = True
+    BINDINGS = keys.bindings("app")
 
-    BINDINGS = [
-        Binding("n", "start_job", "New"),
-        Binding("k,delete", "kill_job", "Kill"),
-        Binding("tab", "toggle_focus", "Focus", show=False, priority=False),
-        Binding("f", "toggle_follow", "Follow"),
-        Binding("r", "toggle_raw", "Raw"),
-        Binding("slash", "find", "Filter/Search"),
-        Binding("a", "toggle_history", "All"),
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
-
-    def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None, host: str | None = None) -> None:
+    def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None, host: str | None = None,
+                 state_path: Path | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.start_cwd = cwd or os.getcwd()
@@ -69,30 +59,45 @@ class CodexdashApp(App):
         if title:
             self.title = title
         self.views: list[JobView] = []
+        self.externals: list[ExternalView] = []
         self.all_history = False
-        self.sort = SORTS[0]
         self.query_text = ""
-        self._known_status: dict[str, str] = {}
+        self.state_path = state_path or saved_state.default_path()
+        self.saved = saved_state.load(self.state_path)
+        self.hide_external = self.saved.hide_external
+        # The stall threshold: the setting where there is one (the notify hook uses it too).
+        self.attention = Attention(self.saved.unseen, self.saved.closed_at,
+                                   getattr(engine.settings, "stall_after", STALL_SECONDS))
+        self.alert = TerminalAlert(self._write_to_terminal, engine.settings.notify_terminal, os.environ)
         self._refreshing = False  # a poll is under way
         self._refresh_again = False  # asked for while one was: it runs once more
         self.refreshes = 0  # refresh cycles shown so far
-        self._status_text: Text | None = None
+        self._polls = 0
+        self._externals_due = True  # look for external sessions at the next poll
+        self._status_facts: tuple[Facts, int] | None = None  # what the status line shows, at which width
         self._starting = 0  # starts under way in workers
         self._killing: set[str] = set()  # jobs this dashboard is killing: their end is told once, by the kill
+        self._user_acted = False  # a key or click since start: selection from then on is looking
+        self._highlighted: str | None = None
 
     def compose(self) -> ComposeResult:
         # Held, not queried: while a dialog is open, queries look at the dialog's screen.
         self.status_line = Static("", id="status")
         self.table = JobsTable(id="jobs")
+        self.table.columns_chosen, self.table.widths = self.saved.columns, self.saved.widths
+        self.table.sort_spec, self.table.pointer = self.saved.sort, self.saved.sort[0]
+        self.table.unseen, self.table.stall_after = self.attention.unseen, self.attention.stall_after
+        self.table.mono = self.no_color
         self.filter_box = Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
         self.pane = SessionPane(id="session-pane")
+        self.footer = Footer()
         yield self.status_line
         with Horizontal(id="main"):
             with Vertical(id="table-box"):
                 yield self.table
                 yield self.filter_box
             yield self.pane
-        yield Footer()
+        yield self.footer
 
     def on_mount(self) -> None:
         self.table.focus()
@@ -102,9 +107,17 @@ class CodexdashApp(App):
 
     def on_resize(self, event) -> None:
         self._apply_layout(event.size.width)
+        self.call_after_refresh(self._update_status)  # after the table has fitted its columns
 
     def _apply_layout(self, width: int) -> None:
-        self.screen.set_class(width < NARROW_WIDTH, "narrow")
+        self.screen_stack[0].set_class(width < NARROW_WIDTH, "narrow")
+        self.footer.show_command_palette = width >= FOOTER_PALETTE_WIDTH
+
+    # ---- the operator's presence ---------------------------------------------------------------
+
+    def operator_acted(self) -> None:
+        self._user_acted = True
+        self._mark_seen(self.table.selected_job_id)
 
     # ---- the live table ---------------------------------------------------------------------
 
@@ -113,16 +126,20 @@ class CodexdashApp(App):
             self._refresh_again = True
             return
         self._refreshing = True
-        self._poll()
+        externals = (self._externals_due or self._polls % EXTERNAL_EVERY == 0) and not self.hide_external
+        self._externals_due = False
+        self._polls += 1
+        self._poll(externals)
 
     @work(thread=True, group="refresh")
-    def _poll(self) -> None:
+    def _poll(self, externals: bool) -> None:
         try:
             while True:
                 self._refresh_again = False
                 try:
                     views = self.engine.refresh(all_history=self.all_history)
-                    self.post_message(JobsRefreshed(views))
+                    found = [external_view(s) for s in self.engine.external_sessions(self.all_history)] if externals else None
+                    self.post_message(JobsRefreshed(views, externals=found))
                 except ENGINE_ERRORS as exc:
                     # Shown, and tried again at the next refresh: the dashboard stays up.
                     self.post_message(JobsRefreshed(self.views, error=str(exc)))
@@ -135,68 +152,122 @@ class CodexdashApp(App):
         if message.error:
             self.tell(message.error, severity="error")
         self.views = message.views
-        for v in message.views:
-            before = self._known_status.get(v.job.id)
-            if before in JobStatus.LIVE and v.job.status in JobStatus.FINISHED and v.job.id not in self._killing:
-                self._announce_end(v)
-            self._known_status[v.job.id] = v.job.status
+        if message.externals is not None:
+            self.externals = message.externals
+        for what, v in self.attention.update(message.views, self._killing):
+            self._announce(what, v)
         self._show_table()
         self.refreshes += 1
 
-    def _announce_end(self, v: JobView) -> None:
+    def _announce(self, what: str, v: JobView) -> None:
+        """A toast in the dashboard; the bell and a desktop notification through the terminal."""
         j = v.job
+        name = j.name or fmt.title(j.prompt)
+        if what == STALLED:
+            self.tell(f"job {j.id} stalled: silent for {fmt.duration(self.attention.stall_after)}: {fmt.one_line(name, 40)}",
+                      severity="warning")
+            self.alert("codexdash", f"{fmt.one_line(name, 60)} stalled (job {j.id})")
+            return
         severity = "information" if j.status in (JobStatus.COMPLETED, JobStatus.KILLED) else "error"
-        self.tell(f"job {j.id} {j.status.replace('_', ' ')}: {fmt.one_line(j.prompt, 40)}", severity=severity)
+        self.tell(f"job {j.id} {j.status.replace('_', ' ')}: {fmt.one_line(name, 40)}", severity=severity)
+        self.alert("codexdash", f"{fmt.one_line(name, 60)} {j.status.replace('_', ' ')} (job {j.id})")
+
+    def _write_to_terminal(self, text: str) -> None:
+        if not self.is_headless and self._driver is not None:
+            self._driver.write(text)
 
     def tell(self, message: str, severity: SeverityLevel = "information") -> None:
         """A toast showing `message` as written: never markup, control characters made visible."""
         self.notify(sanitize(message), severity=severity, markup=False)
 
+    def shown_views(self) -> list[JobView]:
+        return self.views + ([] if self.hide_external else self.externals)
+
     def _show_table(self) -> None:
-        self.table.show(self.views, query=self.query_text, sort=self.sort)
+        self.table.show(self.shown_views(), query=self.query_text)
         self._update_status()
         self._show_selected()
 
+    def _facts(self) -> Facts:
+        shown = self.shown_views()
+        tokens: dict[str, int] = {}
+        for v in shown:
+            if v.total_tokens:
+                tokens[v.job.status] = tokens.get(v.job.status, 0) + v.total_tokens
+        return Facts(
+            host=self.host, title=self.title, codex_home=str(self.engine.settings.codex_home),
+            statuses=[v.job.status for v in shown], tokens=tokens,
+            attention=self.attention.counts(self.views),
+            starting=self._starting, all_history=self.all_history, hide_external=self.hide_external,
+            query=self.query_text, mono=self.no_color, sort=self._hidden_sort(),
+        )
+
+    def _hidden_sort(self) -> str:
+        key, descending = self.table.sort_spec
+        if key in self.table.shown_keys:
+            return ""  # the header shows it
+        return f"{BY_KEY[key].label} {'▼' if descending else '▲'}"
+
     def _update_status(self) -> None:
-        counts = Counter(v.job.status for v in self.views)
-        text = Text()
-        if self.title != "codexdash":
-            text.append(f" {self.title} ", style="reverse")
-        text.append(f" {self.host} ", style="bold")
-        text.append(f" CODEX_HOME {sanitize(str(self.engine.settings.codex_home))} ", style="dim")
-        for status in [*JobStatus.LIVE, *JobStatus.FINISHED]:
-            if counts.get(status):
-                text.append(f" {fmt.status_label(status)} {counts[status]} ", style=STATUS_STYLES.get(status, ""))
-        if self._starting:
-            text.append(f" starting {self._starting} job(s)… ", style="yellow")
-        text.append(f" sort:{self.sort}", style="dim")
-        text.append("  all history" if self.all_history else "  recent", style="dim")
-        if self.query_text:
-            text.append(f"  filter:{sanitize(self.query_text)}", style="yellow")
-        if text != self._status_text:  # redrawn only when it changes
-            self._status_text = text
-            self.status_line.update(text)
+        facts = self._facts()
+        width = self.size.width
+        if (facts, width) != self._status_facts:  # redrawn only when it changes
+            self._status_facts = (facts, width)
+            self.status_line.update(status_text(facts, width))
 
     def _selected_view(self) -> JobView | None:
         jid = self.table.selected_job_id
-        return next((v for v in self.views if v.job.id == jid), None)
+        return next((v for v in self.shown_views() if v.job.id == jid), None)
 
     def _show_selected(self) -> None:
         self.pane.show(self._selected_view(), self.views)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        jid = self.table.selected_job_id
+        if jid != self._highlighted:
+            self._highlighted = jid
+            if self._user_acted:
+                self._mark_seen(jid)
         self._show_selected()
+
+    def _mark_seen(self, job_id: str | None) -> None:
+        if self.attention.seen(job_id):
+            self._show_table()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self._sort_by(str(event.column_key.value))
 
     # ---- actions ------------------------------------------------------------------------
 
     def action_focus_pane(self) -> None:
         self.pane.log_view.focus()
 
+    def action_focus_next(self) -> None:
+        """Tab (the screen's own binding): on the main screen, between the table and the pane."""
+        if self.screen is self.screen_stack[0]:
+            self.action_toggle_focus()
+        else:
+            super().action_focus_next()
+
+    def action_focus_previous(self) -> None:
+        if self.screen is self.screen_stack[0]:
+            self.action_toggle_focus()
+        else:
+            super().action_focus_previous()
+
     def action_toggle_focus(self) -> None:
-        if self.focused is self.table:
+        if self.screen_stack[0].has_class("zoomed"):
+            self.action_zoom()  # back to both: the table is where the focus goes
+        elif self.focused is self.table:
             self.pane.log_view.focus()
         else:
             self.table.focus()
+
+    def action_zoom(self) -> None:
+        main = self.screen_stack[0]
+        zoomed = not main.has_class("zoomed")
+        main.set_class(zoomed, "zoomed")
+        (self.pane.log_view if zoomed else self.table).focus()
 
     def action_toggle_follow(self) -> None:
         self.pane.follow = not self.pane.follow
@@ -207,11 +278,41 @@ class CodexdashApp(App):
     def action_toggle_history(self) -> None:
         self.all_history = not self.all_history
         self.tell("showing every job ever recorded" if self.all_history else "showing running and recent jobs")
+        self._externals_due = True
         self.refresh_jobs()
 
-    def action_cycle_sort(self) -> None:
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+    def action_toggle_external(self) -> None:
+        self.hide_external = not self.hide_external
+        self.tell("external Codex sessions hidden" if self.hide_external else "showing external Codex sessions too")
+        self._save_state()
         self._show_table()
+        if not self.hide_external:
+            self._externals_due = True
+            self.refresh_jobs()
+
+    def action_sort_here(self) -> None:
+        self._sort_by(self.table.pointer)
+
+    def _sort_by(self, key: str) -> None:
+        self.table.sort_by(key)
+        self._save_state()
+        self._update_status()
+
+    def action_sort_menu(self) -> None:
+        def chosen(key: str | None) -> None:
+            if key:
+                self._sort_by(key)
+
+        self.push_screen(SortMenu(self.table.sort_spec), chosen)
+
+    def action_choose_columns(self) -> None:
+        def chosen(answer: tuple[list[str], dict[str, int]] | None) -> None:
+            if answer is not None:
+                self.table.set_columns(*answer)
+                self._save_state()
+                self._update_status()
+
+        self.push_screen(ColumnChooser(self.table.columns_chosen, self.table.widths), chosen)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -249,128 +350,51 @@ class CodexdashApp(App):
             self.pane.close_search()
             event.stop()
         elif isinstance(self.focused, SessionLog):
-            self.table.focus()
+            if self.screen_stack[0].has_class("zoomed"):
+                self.action_zoom()
+            else:
+                self.table.focus()
             event.stop()
 
-    # ---- starting a job: the dialog asks, a worker starts -----------------------------------------
+    # ---- remembered between runs ---------------------------------------------------------------
 
-    def action_start_job(self) -> None:
-        self._ask_start()
+    def current_state(self, closing: bool = False) -> saved_state.SavedState:
+        known = {v.job.id for v in self.views}
+        return saved_state.SavedState(
+            columns=list(self.table.columns_chosen), widths=dict(self.table.widths), sort=self.table.sort_spec,
+            hide_external=self.hide_external,
+            unseen=sorted(self.attention.unseen & known if self.refreshes else self.attention.unseen),
+            closed_at=time.time() if closing else self.saved.closed_at,
+        )
 
-    def _ask_start(self, request: StartRequest | None = None, error: str = "") -> None:
-        self.push_screen(StartDialog(self.start_cwd, request, error), self._start_answered)
-
-    def _start_answered(self, request: StartRequest | None) -> None:
-        if request is None:
-            return
-        self._starting += 1
-        self._update_status()
-        self._start(request)
-
-    @work(thread=True, group="start")
-    def _start(self, request: StartRequest) -> None:
-        asked = replace(request, extra_args=list(request.extra_args))  # as typed: the engine may normalise its copy
+    @work(thread=True, exclusive=True, group="state")
+    def _save_state(self) -> None:
         try:
-            job = self.engine.start(request)
-        except BadInput as exc:
-            self.post_message(StartDone(asked, error=str(exc), bad_input=True))
-        except ENGINE_ERRORS as exc:
-            self.post_message(StartDone(asked, error=str(exc)))
-        else:
-            self.post_message(StartDone(asked, job=job))
+            saved_state.save(self.state_path, self.current_state())
+        except OSError as exc:
+            self.call_from_thread(self.tell, f"cannot save the dashboard's layout in {self.state_path}: {exc.strerror}",
+                                  "warning")
 
-    def on_start_done(self, message: StartDone) -> None:
-        self._starting -= 1
-        self._update_status()
-        if message.job is not None:
-            self.tell(f"started job {message.job.id} (PID {message.job.pid})")
-            self.refresh_jobs()
-        elif message.bad_input and self.screen is self.screen_stack[0]:
-            self._ask_start(message.request, message.error or "")  # back to the dialog, as typed
-        else:
-            self.tell(f"job not started: {message.error}", severity="error")
-            self.refresh_jobs()  # a failed start may have left a record (failed to start)
-
-    # ---- killing a job: verified in a worker, confirmed in the dialog, carried out in a worker ---
-
-    def action_kill_job(self) -> None:
-        v = self._selected_view()
-        if v is None:
-            self.tell("no job selected", severity="warning")
-            return
-        self._verify_kill(v.job.id)
-
-    @work(thread=True, group="kill")
-    def _verify_kill(self, job_id: str) -> None:
+    def save_on_exit(self) -> None:
         try:
-            job = self.engine.find(job_id)
-            flow = KillFlow(self.engine, job)
-            report = flow.verify()
-        except ENGINE_ERRORS as exc:
-            self.post_message(KillDone(job_id, str(exc), severity="error"))
-            return
-        if flow.finished is not None:  # a kill left by a codexdash that died: finished now
-            self.post_message(KillDone(job_id, flow.finished.summary(job.status), status=job.status))
-        elif not report.ok and not job.is_live:
-            flow.close()
-            self.post_message(KillDone(job_id, str(flow.refusal()), severity="warning", status=job.status))
-        else:
-            self.post_message(KillVerified(flow))
+            saved_state.save(self.state_path, self.current_state(closing=True))
+        except OSError:
+            pass  # on the way out: the layout is not worth an error
 
-    def on_kill_verified(self, message: KillVerified) -> None:
-        flow = message.flow
+    def on_unmount(self) -> None:
+        self.save_on_exit()
 
-        def answered(confirmed: bool | None) -> None:
-            if not flow.report.ok:  # refused, and recorded so, when verified: nothing more to do
-                flow.close()
-                self.tell(f"kill of job {flow.job.id} refused: {flow.report.reason()}", severity="error")
-                return
-            if confirmed:
-                self._killing.add(flow.job.id)
-            self._answer_kill(flow, bool(confirmed))
-
-        self.push_screen(KillDialog(flow.job, flow.report, flow.plan), answered)
-
-    @work(thread=True, group="kill")
-    def _answer_kill(self, flow: KillFlow, confirmed: bool) -> None:
-        job = flow.job
-        try:
-            if not confirmed:
-                flow.cancel()
-                done = KillDone(job.id, status=job.status)
-            else:
-                result = flow.carry_out()
-                done = KillDone(job.id, result.summary(job.status), status=job.status)
-        except ENGINE_ERRORS as exc:
-            done = KillDone(job.id, str(exc), severity="error")
-        finally:
-            flow.close()
-        self.post_message(done)
-
-    def on_kill_done(self, message: KillDone) -> None:
-        if message.status is not None:
-            self._known_status[message.job_id] = message.status  # its end is told here, once
-        self._killing.discard(message.job_id)
-        if message.text:
-            self.tell(message.text, severity=message.severity)
-        self.refresh_jobs()
-
-    # ---- command palette: every action ---------------------------------------------------------
+    # ---- command palette: every action, from the table of keys -----------------------------------
 
     def get_system_commands(self, screen):
-        yield from super().get_system_commands(screen)
-        for title, help_text, action in [
-            ("Start a job", "open the start dialog (n)", self.action_start_job),
-            ("Kill the selected job", "verify, confirm, stop (k)", self.action_kill_job),
-            ("Toggle follow", "follow the session as it grows (f)", self.action_toggle_follow),
-            ("Toggle raw JSON", "show the session file's lines as written (r)", self.action_toggle_raw),
-            ("Filter jobs / search session", "(/)", self.action_find),
-            ("Toggle all history", "every job ever, or running and recent (a)", self.action_toggle_history),
-            ("Cycle sort", "newest, state, cpu, memory, tokens, idle (s)", self.action_cycle_sort),
-            ("Switch focus", "between the table and the session pane (tab)", self.action_toggle_focus),
-            ("Keys", "show every key (?)", self.action_help),
-        ]:
-            yield SystemCommand(title, help_text, action)
+        for command in super().get_system_commands(screen):
+            if command.title not in TEXTUAL_COMMANDS_REPLACED:
+                yield command
+        for key in keys.palette_entries():
+            yield SystemCommand(key.palette, f"{key.help} ({keys.shown(key.keys)})", partial(self.run_action, key.action))
+        for col in COLUMNS:
+            yield SystemCommand(f"Sort by {col.label}", "sort the table by this column; again: reverse",
+                                partial(self._sort_by, col.key))
 
 
 def run_dashboard(engine: JobEngine, title: str | None = None) -> int:

@@ -44,6 +44,9 @@ class ChangesScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one(RichLog).write(Text("reading the job's changes…", style="dim"))
         self.read_changes()
+        let_go = getattr(self.app, "let_keys_go", None)
+        if let_go is not None:  # keys typed right after the one that opened this view land here
+            let_go()
 
     @work(thread=True, exclusive=True, group="changes")
     def read_changes(self) -> None:

@@ -1,106 +1,131 @@
-"""The live jobs table: cells updated in place, cursor kept on the job the user chose."""
+"""The live jobs table: the chosen columns fitted to the width, cells updated in place, the
+sort marked in the header, and the cursor kept on the job the operator chose (and in view)."""
 
 from __future__ import annotations
 
-import os
 import time
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.widgets import DataTable
 
-from codexdash import format as fmt
 from codexdash.jobs import JobView
-from codexdash.render import sanitize
-from codexdash.store import JobStatus
-from codexdash.ui.styles import STATUS_STYLES
+from codexdash.ui import keys
+from codexdash.ui.columns import BY_KEY, DEFAULT_SORT, STALL_SECONDS, Column, Row, fit
 
-# A live job whose session file has not grown for this long is shown as stalled.
-STALL_SECONDS = 120.0
-
-COLUMNS = [
-    ("status", "State"),
-    ("id", "Job"),
-    ("pid", "PID"),
-    ("time", "Time"),
-    ("cpu", "CPU"),
-    ("mem", "Mem"),
-    ("tokens", "Tokens"),
-    ("idle", "Idle"),
-    ("prompt", "Prompt"),
-    ("cwd", "Cwd"),
-    ("model", "Model"),
-]
-
-SORTS = ["newest", "state", "cpu", "memory", "tokens", "idle"]
-
-_STATUS_ORDER = {s: i for i, s in enumerate([*JobStatus.LIVE, *JobStatus.FINISHED])}
-
-
-def _sort_key(sort: str, now: float):
-    def key(v: JobView):
-        s = v.stats
-        if sort == "state":
-            return (_STATUS_ORDER.get(v.job.status, 99), -v.job.created_at)
-        if sort == "cpu":
-            return (-(s.cpu_percent if s else -1), -v.job.created_at)
-        if sort == "memory":
-            return (-(s.rss_bytes if s else -1), -v.job.created_at)
-        if sort == "tokens":
-            return (-(v.total_tokens or 0), -v.job.created_at)
-        if sort == "idle":
-            return (-(now - v.last_activity) if v.last_activity and v.job.is_live else 0, -v.job.created_at)
-        return (-v.job.created_at,)
-
-    return key
-
-
-def _short_path(path: str, width: int = 28) -> str:
-    home = os.path.expanduser("~")
-    if path == home or path.startswith(home + "/"):
-        path = "~" + path[len(home) :]
-    return path if len(path) <= width else "…" + path[-(width - 1) :]
-
-
-def row_cells(v: JobView, now: float) -> dict[str, Text]:
-    j = v.job
-    live = j.is_live
-    idle = now - v.last_activity if (live and v.last_activity) else None
-    stalled = idle is not None and idle >= STALL_SECONDS
-    return {
-        "status": Text(fmt.status_label(j.status), style=STATUS_STYLES.get(j.status, "")),
-        "id": Text(j.id),
-        "pid": Text(str(j.pid or "-"), style="" if live else "dim"),
-        "time": Text(fmt.duration(v.elapsed), style="" if live else "dim"),
-        "cpu": Text(f"{v.stats.cpu_percent:.0f}%" if v.stats else "-", justify="right"),
-        "mem": Text(fmt.size(v.stats.rss_bytes) if v.stats else "-", justify="right"),
-        "tokens": Text(fmt.tokens(v.total_tokens), justify="right"),
-        "idle": Text(("⚠ " if stalled else "") + fmt.duration(idle) if idle is not None else "-",
-                     style="bold yellow" if stalled else "dim"),
-        "prompt": Text(sanitize(fmt.one_line(j.prompt, 36))),
-        "cwd": Text(sanitize(_short_path(j.cwd))),
-        "model": Text(sanitize(j.model or "-")),
-    }
+SCROLLBAR = 1  # cells kept for the vertical scrollbar (see app.tcss)
 
 
 def matches(v: JobView, query: str) -> bool:
     q = query.lower()
     j = v.job
-    return any(q in (field or "").lower() for field in (j.id, j.status, j.cwd, j.prompt, j.model))
+    return any(q in (field or "").lower() for field in (j.id, j.name, j.status, j.cwd, j.prompt, j.model))
 
 
 class JobsTable(DataTable):
-    BINDINGS = [Binding("enter", "app.focus_pane", "Session", show=False)]
+    BINDINGS = keys.bindings("table")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self.columns_chosen: list[str] = [c for c in BY_KEY if BY_KEY[c].shown]
+        self.widths: dict[str, int] = {}
+        self.sort_spec: tuple[str, bool] = DEFAULT_SORT  # column key, descending
+        self.pointer = DEFAULT_SORT[0]  # the column under the header cursor: what `s` sorts by
+        self.unseen: set[str] = set()
+        self.stall_after = STALL_SECONDS
+        self.mono = False
+        self.fitted: list[tuple[Column, int]] = []
+        self._views: list[JobView] = []
+        self._query = ""
         self._cells: dict[str, tuple] = {}  # job id -> the plain cells shown, to skip unchanged updates
-        self._final: set[str] = set()  # finished jobs whose row is drawn: it will not change
+        self._final: dict[str, bool] = {}  # finished jobs drawn (and their unseen mark): they will not change
         self._order: list[str] = []
+        self._select_next: str | None = None  # a job to select once it is shown (one just started)
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+    # ---- columns ----------------------------------------------------------------------------
+
+    @property
+    def shown_keys(self) -> list[str]:
+        return [c.key for c, _w in self.fitted]
+
+    def set_columns(self, chosen: list[str], widths: dict[str, int]) -> None:
+        self.columns_chosen, self.widths = list(chosen), dict(widths)
+        self.relayout(force=True)
+
+    def relayout(self, force: bool = False) -> None:
+        """Fits the chosen columns to the table's width; rebuilt only when that changes."""
+        if not self.is_mounted or self.size.width <= 0:
+            return
+        layout = fit(self.columns_chosen, self.widths, self.size.width - SCROLLBAR)
+        if force or [(c.key, w) for c, w in layout] != [(c.key, w) for c, w in self.fitted]:
+            self.fitted = layout
+            if self.pointer not in self.shown_keys:
+                self.pointer = self.sort_spec[0] if self.sort_spec[0] in self.shown_keys else "name"
+            self._rebuild()
+
+    def _label(self, col: Column) -> Text:
+        label = Text(col.label, style="underline" if col.key == self.pointer else "")
+        key, descending = self.sort_spec
+        if col.key == key:
+            label.append(" ▼" if descending else " ▲", style="bold")
+        return label
+
+    def _rebuild(self) -> None:
+        selected = self.selected_job_id
+        self.clear(columns=True)
+        self._cells.clear()
+        self._final.clear()
+        self._order = []
+        for col, width in self.fitted:
+            self.add_column(self._label(col), width=width, key=col.key)
+        self.show(self._views, query=self._query, keep=selected)
+        if self.row_count:  # the rows are new: whoever follows the selection is told again
+            row_key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key
+            self.post_message(self.RowHighlighted(self, self.cursor_row, row_key))
+
+    def _relabel(self) -> None:
+        for col, _width in self.fitted:
+            self.columns[col.key].label = self._label(col)  # type: ignore[index]
+        self._reorder(self._order)  # redraws the header with the rows
+
+    def on_resize(self, _event) -> None:
+        self.relayout()
+        self.call_after_refresh(self.keep_cursor_in_view)
+
+    def keep_cursor_in_view(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.cursor_row, scroll=True)
+
+    # ---- sort ----------------------------------------------------------------------------------
+
+    def sort_by(self, key: str) -> None:
+        """Sorts by this column; the column already sorted by is reversed."""
+        col = BY_KEY[key]
+        if col.sort is None:
+            return
+        current, descending = self.sort_spec
+        self.sort_spec = (key, not descending) if current == key else (key, col.descending)
+        self.pointer = key
+        self._relabel()
+        self.show(self._views, query=self._query)
+
+    def action_column_left(self) -> None:
+        self._move_pointer(-1)
+
+    def action_column_right(self) -> None:
+        self._move_pointer(1)
+
+    def _move_pointer(self, step: int) -> None:
+        shown = self.shown_keys
+        if not shown:
+            return
+        i = shown.index(self.pointer) if self.pointer in shown else 0
+        self.pointer = shown[(i + step) % len(shown)]
+        self._relabel()
+
+    # ---- rows ----------------------------------------------------------------------------------
+
+    def select_soon(self, job_id: str) -> None:
+        self._select_next = job_id
 
     @property
     def selected_job_id(self) -> str | None:
@@ -108,40 +133,56 @@ class JobsTable(DataTable):
             return None
         return self._order[self.cursor_row]
 
-    def show(self, views: list[JobView], *, query: str = "", show_finished: bool = True, sort: str = "newest") -> None:
-        """Shows these jobs, changing only the cells whose text changed."""
+    def rows_for(self, views: list[JobView], query: str = "") -> list[Row]:
+        """The rows shown for these jobs, filtered and in the table's order."""
         now = time.time()
-        selected = self.selected_job_id
-        visible = [v for v in views if (show_finished or v.job.is_live) and (not query or matches(v, query))]
-        visible.sort(key=_sort_key(sort, now))
-        wanted = [v.job.id for v in visible]
+        rows = [Row(v, now, self.stall_after, v.job.id in self.unseen, self.mono)
+                for v in views if not query or matches(v, query)]
+        key, descending = self.sort_spec
+        rows.sort(key=lambda r: -r.job.created_at)  # equal keys: newest first
+        rows.sort(key=BY_KEY[key].sort, reverse=descending)
+        return rows
+
+    def show(self, views: list[JobView], *, query: str = "", keep: str | None = None) -> None:
+        """Shows these jobs, changing only the cells whose text changed."""
+        self._views, self._query = views, query
+        if not self.fitted:
+            return
+        selected = keep or self.selected_job_id
+        rows = self.rows_for(views, query)
+        wanted = [r.job.id for r in rows]
+        if self._select_next in wanted:
+            selected, self._select_next = self._select_next, None
         for gone in set(self._cells) - set(wanted):
             self.remove_row(gone)
             del self._cells[gone]
-            self._final.discard(gone)
+            self._final.pop(gone, None)
         shown = [jid for jid in self._order if jid in self._cells]  # rows' order on screen
-        for v in visible:
-            if v.job.id in self._final:
+        for row in rows:
+            jid = row.job.id
+            if self._final.get(jid) == row.unseen:
                 continue
-            cells = row_cells(v, now)
-            plain = tuple((c.plain, str(c.style)) for c in cells.values())
-            jid = v.job.id
+            cells = [col.cell(row, width) for col, width in self.fitted]
+            plain = tuple((c.plain, str(c.style), tuple(str(s.style) for s in c.spans)) for c in cells)
             if jid not in self._cells:
-                self.add_row(*cells.values(), key=jid)
+                self.add_row(*cells, key=jid)
                 shown.append(jid)
             elif self._cells[jid] != plain:
-                for (key, cell), old, new in zip(cells.items(), self._cells[jid], plain):
+                for (col, _w), cell, old, new in zip(self.fitted, cells, self._cells[jid], plain):
                     if old != new:
-                        # A cell wider than its column widens it (else "✔ completed" would be
-                        # cut short in a column sized for "● running").
-                        wider = cell.cell_len > self.columns[key].content_width
-                        self.update_cell(jid, key, cell, update_width=wider)
+                        self.update_cell(jid, col.key, cell)
             self._cells[jid] = plain
-            if not v.job.is_live:
-                self._final.add(jid)
+            if not row.job.is_live:
+                self._final[jid] = row.unseen
         if shown != wanted:
-            index = {jid: i for i, jid in enumerate(wanted)}
-            self.sort("id", key=lambda cell: index[cell.plain])
+            self._reorder(wanted)
         self._order = wanted
         if selected in wanted and wanted.index(selected) != self.cursor_row:
-            self.move_cursor(row=wanted.index(selected), scroll=False)
+            self.move_cursor(row=wanted.index(selected), scroll=True)
+
+    def _reorder(self, wanted: list[str]) -> None:
+        """Puts the rows in this order (the rows' keys, in the order they were added, are
+        matched with their places: DataTable sorts by values, not keys)."""
+        index = {jid: i for i, jid in enumerate(wanted)}
+        places = iter([index.get(key.value, len(index)) for key in self.rows])
+        self.sort(key=lambda _cells: next(places))

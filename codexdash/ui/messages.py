@@ -17,6 +17,7 @@ class JobsRefreshed(Message):
     views: list[JobView]
     finished: list[JobView] = field(default_factory=list)  # jobs that ended since the last refresh
     error: str | None = None
+    externals: list[JobView] | None = None  # Codex sessions not started by codexdash (None: not looked at)
 
 
 @dataclass

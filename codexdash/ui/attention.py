@@ -1,0 +1,70 @@
+"""Which jobs want the operator: the ones that ended (unseen until looked at) and the ones
+that stalled. Plain bookkeeping over the refreshed views; the app tells and draws.
+
+A job counts as ended when a refresh sees it finished after having seen it live, or, at the
+first refresh, when it ended after the last dashboard closed (nobody was looking then).
+Jobs this dashboard killed are not news: the kill said so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from codexdash.jobs import JobView
+from codexdash.store import JobStatus
+from codexdash.ui.columns import Row
+from codexdash.ui.styles import FAILURES
+
+ENDED, STALLED = "ended", "stalled"
+
+
+class Attention:
+    def __init__(self, unseen: Iterable[str], closed_at: float | None, stall_after: float) -> None:
+        self.unseen = set(unseen)  # finished jobs not looked at yet (shared with the table)
+        self.closed_at = closed_at
+        self.stall_after = stall_after
+        self.status: dict[str, str] = {}  # job id -> status at the last refresh
+        self.stalled: set[str] = set()
+        self._first = True
+
+    def update(self, views: list[JobView], killing: set[str]) -> list[tuple[str, JobView]]:
+        """Takes a refresh in; returns what is news: (ENDED or STALLED, view)."""
+        news: list[tuple[str, JobView]] = []
+        now = time.time()
+        for v in views:
+            jid, status = v.job.id, v.job.status
+            before = self.status.get(jid)
+            if before in JobStatus.LIVE and status in JobStatus.FINISHED and jid not in killing:
+                self.unseen.add(jid)
+                news.append((ENDED, v))
+            elif self._first and status in JobStatus.FINISHED and self._ended_while_away(v):
+                self.unseen.add(jid)
+            self.status[jid] = status
+            if Row(v, now, self.stall_after).stalled:
+                if jid not in self.stalled and not self._first:  # already stalled when we opened: no alarm
+                    news.append((STALLED, v))
+                self.stalled.add(jid)
+            else:
+                self.stalled.discard(jid)
+        self._first = False
+        return news
+
+    def _ended_while_away(self, v: JobView) -> bool:
+        return self.closed_at is not None and (v.job.ended_at or 0) > self.closed_at
+
+    def settled_by_kill(self, job_id: str, status: str) -> None:
+        """A kill from this dashboard ended the job: its end is told by the kill, once."""
+        self.status[job_id] = status
+
+    def seen(self, job_id: str | None) -> bool:
+        """The operator looked at this job; True when that took a mark away."""
+        if job_id in self.unseen:
+            self.unseen.discard(job_id)
+            return True
+        return False
+
+    def counts(self, views: list[JobView]) -> dict[str, int]:
+        unseen = [v for v in views if v.job.id in self.unseen and v.job.status in JobStatus.FINISHED]
+        failed = sum(1 for v in unseen if v.job.status in FAILURES)
+        return {"failed": failed, "stalled": len(self.stalled), "unseen": len(unseen) - failed}

@@ -1,0 +1,234 @@
+"""The jobs table's columns: one registry that the table, the column chooser, the sort and the
+saved layout all read. A column is one line here: its key, header, width, how readily it is
+dropped on a narrow terminal, its cell and its sort key.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from rich.text import Text
+
+from codexdash import format as fmt
+from codexdash.jobs import JobView
+from codexdash.render import sanitize
+from codexdash.store import Job, JobStatus
+from codexdash.ui.styles import ATTENTION, FAILURES, quiet_style, status_style
+
+# A live job whose session file has not grown for this long is stalled (the default; the
+# dashboard reads the setting `stall_after` where there is one).
+STALL_SECONDS = 120.0
+UNSEEN_MARK = "◆"  # a finished job the operator has not looked at yet
+EXTERNAL_MARK = "~"  # a Codex session codexdash did not start: read-only
+FOLLOW_UP_MARK = "↳"  # a follow-up on an earlier job's session
+
+
+class ExternalView(JobView):
+    """A Codex session codexdash did not start, shown as a row like a job's (read-only)."""
+
+
+def _model(row) -> str | None:
+    """The model as the session names it, else as the job asked for it."""
+    return getattr(row.view, "model", None) or row.job.model
+
+
+def external_view(s) -> ExternalView:
+    """An `ExternalSession` as a row: a Job record that is never stored, only shown."""
+    job = Job(id=s.session_id, marker="", status=s.status, argv="[]", cwd=s.cwd or "", prompt=s.prompt,
+              model=s.model, created_at=s.created_at, started_at=s.created_at, ended_at=s.ended_at, pid=s.pid,
+              session_file=s.session_file, session_id=s.session_id, tokens=s.tokens, error=s.error,
+              name=fmt.title(s.prompt) or "(no prompt)")
+    return ExternalView(job, tokens=s.tokens, tokens_detail=s.tokens_detail)
+
+
+@dataclass
+class Row:
+    """One job as the table sees it at one moment."""
+
+    view: JobView
+    now: float
+    stall_after: float = STALL_SECONDS
+    unseen: bool = False
+    mono: bool = False
+
+    @property
+    def job(self):
+        return self.view.job
+
+    @property
+    def external(self) -> bool:
+        return isinstance(self.view, ExternalView)
+
+    @cached_property
+    def idle(self) -> float | None:
+        v = self.view
+        return self.now - v.last_activity if (v.job.is_live and v.last_activity) else None
+
+    @cached_property
+    def stalled(self) -> bool:
+        return self.idle is not None and self.idle >= self.stall_after and not self.external
+
+    @property
+    def attention(self) -> bool:
+        """Drawn to stand out: stalled, or ended badly (a session not ours never is: an
+        interactive Codex left open is not a failure)."""
+        return not self.external and (self.stalled or self.job.status in ATTENTION)
+
+    @property
+    def name(self) -> str:
+        j = self.job
+        return j.name or fmt.title(j.prompt)
+
+
+def state_label(row: Row) -> str:
+    status = row.job.status
+    if row.stalled:
+        return "⚠ stalled"
+    if status == JobStatus.FAILED_TO_START:
+        return "! not started"
+    return fmt.status_label(status)
+
+
+def state_rank(row: Row) -> tuple:
+    """Live jobs first (stalled ones first among them), then failures, then the rest;
+    newest first within each."""
+    status = row.job.status
+    group = 0 if status in JobStatus.LIVE else 1 if status in FAILURES else 2
+    return (group, not row.stalled, -row.job.created_at)
+
+
+def _state(row: Row, width: int) -> Text:
+    if row.external and not row.job.is_live:
+        return Text(state_label(row), style="italic")
+    return Text(state_label(row), style=status_style(row.job.status, row.mono, row.stalled))
+
+
+def _id(row: Row, width: int) -> Text:
+    j = row.job
+    if row.external:
+        return Text(EXTERNAL_MARK + j.id[-(width - 1):], style="italic")
+    return Text(j.id)
+
+
+def _name(row: Row, width: int) -> Text:
+    text = Text()
+    if row.unseen:
+        text.append(UNSEEN_MARK + " ", style="bold")
+    if row.external:
+        text.append(EXTERNAL_MARK + " ", style="italic")
+    elif row.job.parent_id:
+        text.append(FOLLOW_UP_MARK + " ")
+    room = max(width - text.cell_len, 1)
+    style = "bold" if (row.attention or row.unseen) else ""
+    if row.attention and not row.mono:
+        style = status_style(row.job.status, False, row.stalled)
+    text.append(sanitize(fmt.one_line(row.name, room)), style=style)
+    return text
+
+
+def _quiet(row: Row, text: str, justify: str = "left") -> Text:
+    return Text(text, style="" if row.job.is_live else quiet_style(row.mono), justify=justify)
+
+
+def _started(row: Row, width: int) -> Text:
+    created = row.job.created_at
+    today = time.strftime("%Y%m%d", time.localtime(row.now)) == time.strftime("%Y%m%d", time.localtime(created))
+    return _quiet(row, time.strftime("%H:%M" if today else "%b %d", time.localtime(created)))
+
+
+def _idle(row: Row, width: int) -> Text:
+    if row.idle is None:
+        return Text("-", style=quiet_style(row.mono))
+    return Text(("⚠ " if row.stalled else "") + fmt.duration(row.idle),
+                style=status_style("", row.mono, stalled=True) if row.stalled else "")
+
+
+def _cwd(row: Row, width: int) -> Text:
+    cwd = row.job.cwd or "-"
+    last = os.path.basename(cwd.rstrip("/")) or cwd
+    return Text(sanitize(fmt.one_line(last, width)))
+
+
+def _stats(row: Row):
+    return row.view.stats
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int  # default width, in cells
+    drop: int  # narrow terminals drop the highest first; 0: never dropped
+    cell: Callable[[Row, int], Text]
+    sort: Callable[[Row], Any] | None = None
+    descending: bool = False  # the first press sorts biggest (or newest) first
+    shown: bool = True  # shown unless the operator hides it
+    flex: bool = False  # takes the width that is left
+    min_width: int = 4
+
+
+# In display order. Add a column with one line here.
+COLUMNS: list[Column] = [
+    Column("state", "State", 13, 1, _state, state_rank, min_width=9),
+    Column("id", "Job", 10, 3, _id, lambda r: r.job.id),
+    Column("name", "Name", 22, 0, _name, lambda r: r.name.lower(), min_width=10),
+    Column("started", "Started", 7, 7, _started, lambda r: r.job.created_at, descending=True),
+    Column("time", "Time", 6, 4, lambda r, w: _quiet(r, fmt.duration(r.view.elapsed)),
+           lambda r: r.view.elapsed or -1, descending=True),
+    Column("pid", "PID", 7, 10, lambda r, w: _quiet(r, str(r.job.pid or "-")), lambda r: r.job.pid or 0),
+    Column("cpu", "CPU", 5, 11, lambda r, w: Text(f"{_stats(r).cpu_percent:.0f}%" if _stats(r) else "-", justify="right"),
+           lambda r: _stats(r).cpu_percent if _stats(r) else -1, descending=True),
+    Column("mem", "Mem", 6, 12, lambda r, w: Text(fmt.size(_stats(r).rss_bytes) if _stats(r) else "-", justify="right"),
+           lambda r: _stats(r).rss_bytes if _stats(r) else -1, descending=True),
+    Column("tokens", "Tokens", 7, 5, lambda r, w: Text(fmt.tokens(r.view.total_tokens), justify="right"),
+           lambda r: r.view.total_tokens or 0, descending=True),
+    Column("idle", "Idle", 6, 8, _idle, lambda r: r.idle if r.idle is not None else -1, descending=True),
+    Column("cwd", "Cwd", 14, 2, _cwd, lambda r: os.path.basename((r.job.cwd or "").rstrip("/")).lower()),
+    Column("model", "Model", 12, 9, lambda r, w: Text(sanitize(fmt.one_line(_model(r) or "-", w))),
+           lambda r: _model(r) or ""),
+    Column("prompt", "Prompt", 20, 6, lambda r, w: Text(sanitize(fmt.one_line(r.job.prompt, w))),
+           lambda r: r.job.prompt.lower(), flex=True, min_width=12),
+]
+BY_KEY = {c.key: c for c in COLUMNS}
+DEFAULT_SORT = ("started", True)  # newest first
+CELL_PADDING = 1  # the table's padding on each side of a cell
+
+
+def fit(shown: list[str], widths: dict[str, int], available: int) -> list[tuple[Column, int]]:
+    """The columns to draw in `available` cells and their widths: the operator's choice, less
+    the least useful ones while they do not fit (never the name). The flexible column (the
+    prompt) gets the width that is left, or goes when that is less than its minimum; with no
+    flexible column the name takes what is left."""
+    chosen = [BY_KEY[k] for k in shown if k in BY_KEY]
+    if not any(c.key == "name" for c in chosen):
+        chosen.insert(0, BY_KEY["name"])  # the one column a job is told apart by
+
+    def width_of(c: Column) -> int:  # room for the header and its sort mark, at least
+        return max(widths.get(c.key, c.width), c.min_width, len(c.label) + 2)
+
+    def needed(cols: list[Column]) -> int:
+        return sum((c.min_width if c.flex else width_of(c)) + 2 * CELL_PADDING for c in cols)
+
+    cols = list(chosen)
+    while needed(cols) > available:
+        droppable = [c for c in cols if c.drop > 0]
+        if not droppable:
+            break
+        cols.remove(max(droppable, key=lambda c: c.drop))
+    fixed = sum(width_of(c) + 2 * CELL_PADDING for c in cols if not c.flex)
+    left = available - fixed
+    out: list[tuple[Column, int]] = []
+    flex = next((c for c in cols if c.flex), None)
+    for c in cols:
+        if c.flex:
+            out.append((c, max(left - 2 * CELL_PADDING, c.min_width)))
+        elif flex is None and c.key == "name" and left > 0:
+            out.append((c, width_of(c) + left))
+        else:
+            out.append((c, width_of(c)))
+    return out
