@@ -82,7 +82,7 @@ async def main() -> None:
                         f"all rows ({app.table.row_count}) and marks ({len(app.attention.unseen)})")
             refactor = jobs["refactor session parser"].id
             app.table.move_cursor(row=app.table._order.index(refactor))
-            await until(pilot, lambda: app.pane.job_id == refactor and len(app.pane.log_view.lines) > 8, "the pane")
+            await until(pilot, lambda: app.pane.job_id == refactor and len(app.pane.log_view.text.splitlines()) > 8, "the pane")
             await pilot.pause(1.0)
             app.save_screenshot(filename=OUT.name, path=str(OUT.parent))
         for job in engine.refresh():
