@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("resume", help="a follow-up: continue a finished job's Codex session with a new prompt")
     s.add_argument("job")
     s.add_argument("prompt", help="the follow-up prompt ('-' reads it from stdin)")
+    s.add_argument("--name", help="what to call the follow-up (default: a title from its prompt)")
     s.add_argument("--model", help="model for Codex (default: the job's)")
     s.add_argument("--sandbox", metavar="MODE", help=f"Codex sandbox mode: {', '.join(SANDBOX_VALUES)} (default: the job's)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON")
@@ -322,7 +323,7 @@ def cmd_resume(args, ctx: Context) -> int:
     engine.store.require_writable()
     parent = engine.find(args.job)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox), args.json)
+    return _started(engine.resume(parent, prompt, model=args.model, sandbox=args.sandbox, name=args.name), args.json)
 
 
 def cmd_forget(args, ctx: Context) -> int:

@@ -540,7 +540,8 @@ class JobEngine:
         # `--` so that a prompt starting with "-" is never read as an option.
         return [*argv, "--", prompt_arg]
 
-    def resume(self, parent: Job, prompt: str, model: str | None = None, sandbox: str | None = None) -> Job:
+    def resume(self, parent: Job, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> Job:
         """A follow-up: a new job that continues `parent`'s Codex session with `prompt`, in the
         parent's cwd with its options unless changed. One turn at a time per session."""
         self.reconcile(parent)
@@ -558,7 +559,7 @@ class JobEngine:
             raise Refused(f"job {parent.id}'s worktree {worktree} no longer exists: its session cannot continue there")
         return self.start(StartRequest(
             prompt=prompt, cwd=worktree or parent.cwd, model=parent.model if model is None else model,
-            sandbox=parent.sandbox if sandbox is None else sandbox, extra_args=parent.extra_args_list, parent=parent,
+            sandbox=parent.sandbox if sandbox is None else sandbox, extra_args=parent.extra_args_list, parent=parent, name=name,
         ))
 
     def retry(self, job: Job) -> Job:

@@ -77,10 +77,11 @@ def test_a_job_without_a_session_cannot_be_followed_up(sandbox):
 
 def test_resume_from_the_command_line(sandbox):
     parent = finished(sandbox, sandbox.start("ECHO one"))
-    result = sandbox.cli("resume", "--json", parent.id, "ECHO two")
+    result = sandbox.cli("resume", "--json", "--name", "the second turn", parent.id, "ECHO two")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["parent_id"] == parent.id and data["session_id"] == parent.session_id
+    assert data["name"] == "the second turn"
     follow = finished(sandbox, Job.get_by_id(data["id"]))
     assert follow.status == JobStatus.COMPLETED
 

@@ -92,7 +92,8 @@ class JobActions:
         asked = replace(request, extra_args=list(request.extra_args))  # as typed: the engine may normalise its copy
         try:
             if request.parent is not None:
-                job = self.engine.resume(request.parent, request.prompt, model=request.model, sandbox=request.sandbox)
+                job = self.engine.resume(request.parent, request.prompt, model=request.model, sandbox=request.sandbox,
+                                          name=request.name)
             else:
                 job = self.engine.start(request)
         except BadInput as exc:
