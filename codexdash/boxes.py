@@ -131,17 +131,12 @@ class LocalBox:
         return self.engine.listing(all_history=all_history, external=external)
 
     def show(self, ref: str) -> dict:
-        from codexdash.errors import BadInput
         from codexdash.jobs import iso_time
         from codexdash.store import JobEvent
 
         engine = self.engine
-        try:
-            job = engine.find(ref)
-        except BadInput:
-            session = engine.find_external(ref.lstrip("~"))  # a Codex session started elsewhere
-            if session is None:
-                raise
+        job, session = engine.find_job_or_session(ref)
+        if session is not None:  # a Codex session started elsewhere: read-only
             return {**session.as_json(iso_time), "identity": None, "history": []}
         view = engine.refresh([job])[0]
         engine.session_file(job)
@@ -256,19 +251,14 @@ class LocalFollower:
             return path
         if os.sep in target or target.endswith((".jsonl", ".jsonl.zst")):
             raise BadInput(f"no session file {target}")
-        if not target.isascii():
-            try:
-                target.encode("utf-8")
-            except UnicodeEncodeError:  # not a job id: a file name that is not there
-                shown = target.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-                raise BadInput(f"no session file {shown}") from None
-        try:
-            job = self.job = self.engine.find(target)
-        except BadInput:
-            session = self.engine.find_external(target.lstrip("~"))  # a session started elsewhere
-            if session is None:
-                raise
+        from codexdash.render import undecodable
+
+        if (shown := undecodable(target)) is not None:  # not a job id: a file name that is not there
+            raise BadInput(f"no session file {shown}")
+        job, session = self.engine.find_job_or_session(target)
+        if session is not None:  # a session started elsewhere
             return Path(session.session_file)
+        self.job = job
         found = self.engine.session_file(job)
         while found is None and self.follow and job.is_live and not self._stop.is_set():
             self._stop.wait(self.WAIT_FOR_FILE)

@@ -260,24 +260,15 @@ _LABELS = {"prompt": "the prompt", "cwd": "the working directory", "extra": "an 
 def _check_text_arguments(args: argparse.Namespace) -> None:
     """Bytes in argv that are not UTF-8 reach Python as lone surrogates, which the store, JSON
     and Codex refuse later with a traceback: one line now, before anything is done."""
+    from codexdash.render import undecodable
+
     for name, value in vars(args).items():
         if name in _ANY_BYTES:
             continue
         for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str) and (shown := _undecodable(text)) is not None:
+            if isinstance(text, str) and (shown := undecodable(text)) is not None:
                 label = _LABELS.get(name, "--" + name.replace("_", "-"))
                 raise BadInput(f"{label} {'' if name == 'prompt' else shown + ' '}is not valid UTF-8")
-
-
-def _undecodable(text: str) -> str | None:
-    """None for text that is valid UTF-8; else the text with its undecodable bytes as \\xNN."""
-    if text.isascii():
-        return None
-    try:
-        text.encode("utf-8")
-        return None
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _dashboard(ctx: Context) -> int:
@@ -412,18 +403,6 @@ def print_jobs(rows: list[dict], host_column: bool = False) -> None:
         print("  ".join(cells).rstrip())
 
 
-def _job_or_session(ctx: Context, ref: str):
-    """(job, None) for a job of codexdash's; (None, session) for a Codex session it did not
-    start, named by the start or end of its id (tables show `~` and its end)."""
-    try:
-        return ctx.engine.find(ref), None
-    except BadInput:
-        session = ctx.engine.find_external(ref.lstrip("~"))
-        if session is None:
-            raise
-        return None, session
-
-
 def cmd_show(args, ctx: Context) -> int:
     data = ctx.box.show(args.job)
     if args.json:
@@ -533,7 +512,7 @@ def cmd_kill(args, ctx: Context) -> int:
 
         return kill_json(args, ctx)
     engine = ctx.engine
-    job, session = _job_or_session(ctx, args.job)
+    job, session = ctx.engine.find_job_or_session(args.job)
     if session is not None:
         raise Refused(f"session {session.session_id} was not started by codexdash: no marker to verify; nothing was sent")
     engine.store.require_writable()

@@ -514,6 +514,17 @@ class JobEngine:
         since = None if all_history else now() - RECENT_SECONDS
         return external_sessions(self.settings.codex_home, self.claimed_sessions(), since)
 
+    def find_job_or_session(self, ref: str):
+        """(job, None) for a job of codexdash's; (None, session) for a Codex session it did not
+        start, named by the start or end of its id (tables show `~` and its end)."""
+        try:
+            return self.find(ref), None
+        except BadInput:
+            session = self.find_external(ref.lstrip("~"))
+            if session is None:
+                raise
+            return None, session
+
     def find_external(self, ref: str):
         from codexdash.external import find_external
 

@@ -166,3 +166,14 @@ def render_record(line: bytes | str) -> list[Line]:
 def render_part(label: str, current: bool) -> Line:
     """The rule that opens one job's part of a shared session file (a follow-up's turn)."""
     return Line("part-current" if current else "part", sanitize(("━━ ▶ " if current else "━━ ") + label))
+
+
+def undecodable(text: str) -> str | None:
+    """None for text that is valid UTF-8; else the text with its undecodable bytes as \\xNN."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
