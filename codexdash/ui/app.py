@@ -88,6 +88,7 @@ class CodexdashApp(JobActions, KeyHold, App):
         self.table.sort_spec, self.table.pointer = self.saved.sort, self.saved.sort[0]
         self.table.unseen, self.table.stall_after = self.attention.unseen, self.attention.stall_after
         self.table.mono = self.no_color
+        self.table.threads = self.saved.threads
         self.filter_box = Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
         self.pane = SessionPane(id="session-pane")
         self.footer = Footer()
@@ -199,6 +200,7 @@ class CodexdashApp(JobActions, KeyHold, App):
             statuses=[v.job.status for v in shown], tokens=tokens,
             attention=self.attention.counts(self.views),
             starting=self._starting, all_history=self.all_history, hide_external=self.hide_external,
+            threads=self.table.threads,
             query=self.query_text, mono=self.no_color, sort=self._hidden_sort(),
         )
 
@@ -290,6 +292,13 @@ class CodexdashApp(JobActions, KeyHold, App):
             self._externals_due = True
             self.refresh_jobs()
 
+    def action_toggle_threads(self) -> None:
+        self.table.threads = not self.table.threads
+        self.tell("follow-ups shown under the job they continue" if self.table.threads
+                  else "every job in the sort's order")
+        self._save_state()
+        self._show_table()
+
     def action_sort_here(self) -> None:
         self._sort_by(self.table.pointer)
 
@@ -362,7 +371,7 @@ class CodexdashApp(JobActions, KeyHold, App):
         known = {v.job.id for v in self.views}
         return saved_state.SavedState(
             columns=list(self.table.columns_chosen), widths=dict(self.table.widths), sort=self.table.sort_spec,
-            hide_external=self.hide_external,
+            hide_external=self.hide_external, threads=self.table.threads,
             unseen=sorted(self.attention.unseen & known if self.refreshes else self.attention.unseen),
             closed_at=time.time() if closing else self.saved.closed_at,
         )
