@@ -150,6 +150,8 @@ class CodexdashApp(JobActions, KeyHold, App):
             self._refreshing = False
 
     def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
+        if not self.table.is_attached:
+            return  # a poll that ends while the dashboard closes: nothing left to draw on
         if message.error:
             self.tell(message.error, severity="error")
         self.views = message.views
