@@ -95,6 +95,12 @@ class Box(Protocol):
 
     def info(self) -> dict: ...
 
+    def diff(self, ref: str) -> dict:
+        """What the job changed (`codexdash diff --json`), read on the box that ran it."""
+
+    def views(self, all_history: bool = False, external: bool = True) -> list:
+        """The jobs as the dashboard's rows (`jobs.JobView`s, each knowing its `host`)."""
+
 
 def not_running_checks(job: dict) -> dict:
     """The identity report of a job that has no process to check any more."""
@@ -202,6 +208,23 @@ class LocalBox:
 
     def follow(self, target: str, raw: bool = False, tail: int | None = None, follow: bool = True) -> LocalFollower:
         return LocalFollower(self.engine, target, raw=raw, tail=tail, follow=follow)
+
+    def diff(self, ref: str) -> dict:
+        from codexdash.changes import job_changes
+
+        job = self.engine.find(ref)
+        self.engine.reconcile(job)
+        return job_changes(self.engine, job).as_json()
+
+    def views(self, all_history: bool = False, external: bool = True) -> list:
+        """The fast path of the dashboard: the engine's own views (process figures, tokens,
+        last activity from the followed files), and external sessions when asked."""
+        from codexdash.views import external_view
+
+        views = self.engine.refresh(all_history=all_history)
+        if external:
+            views = [*views, *(external_view(s) for s in self.engine.external_sessions(all_history))]
+        return views
 
     def info(self) -> dict:
         import peewee

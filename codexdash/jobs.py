@@ -269,6 +269,7 @@ class JobView:
     tokens_detail: dict | None = None
     last_activity: float | None = None
     session_model: str | None = None  # the model the session names (turn_context), while followed
+    host: str = "local"  # the box the job runs on ("local": this one)
 
     @property
     def model(self) -> str | None:

@@ -255,6 +255,22 @@ class SshBox:
     def info(self) -> dict:
         return self._here(self.ask(["version", "--json"]))
 
+    def diff(self, ref: str) -> dict:
+        data = self.ask(["diff", ref, "--json"])
+        if not isinstance(data, dict):
+            raise BoxError(f"{self.name}: codexdash there answered diff with something else than its changes")
+        return data
+
+    def views(self, all_history: bool = False, external: bool = True) -> list:
+        """The box's jobs as rows: one `list --json` there, each job read as untrusted."""
+        from codexdash.views import remote_view
+
+        jobs = self.jobs(all_history=all_history, external=external)
+        if not isinstance(jobs, list):
+            raise BoxError(f"{self.name}: codexdash there answered list with something else than jobs")
+        now = time.time()
+        return [remote_view(job, self.name, now) for job in jobs if isinstance(job, dict)]
+
     def ping(self) -> float:
         """Seconds for one round trip on the box's connection (opening it first if need be)."""
         started = time.monotonic()
