@@ -69,6 +69,7 @@ class StartSpec:
     model: str | None = None
     sandbox: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    name: str | None = None  # None: a title from the prompt
 
 
 class Box(Protocol):
@@ -84,7 +85,8 @@ class Box(Protocol):
 
     def start(self, spec: StartSpec) -> dict: ...
 
-    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict: ...
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> dict: ...
 
     def retry(self, ref: str) -> dict: ...
 
@@ -177,14 +179,15 @@ class LocalBox:
         from codexdash.jobs import StartRequest, job_json
 
         request = StartRequest(prompt=spec.prompt, cwd=spec.cwd or os.getcwd(), model=spec.model,
-                               sandbox=spec.sandbox, extra_args=list(spec.extra_args))
+                               sandbox=spec.sandbox, extra_args=list(spec.extra_args), name=spec.name)
         return job_json(self.engine.start(request).__data__)
 
-    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict:
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> dict:
         from codexdash.jobs import job_json
 
         parent = self.engine.find(ref)
-        return job_json(self.engine.resume(parent, prompt, model=model, sandbox=sandbox).__data__)
+        return job_json(self.engine.resume(parent, prompt, model=model, sandbox=sandbox, name=name).__data__)
 
     def retry(self, ref: str) -> dict:
         from codexdash.jobs import job_json

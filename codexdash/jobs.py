@@ -82,6 +82,7 @@ class StartRequest:
     name: str | None = None  # default: a title from the prompt
     # Codex's `--worktree`: the session runs in a new Git worktree that Codex makes.
     worktree: bool = False
+    host: str = "local"  # the box to start it on (the dashboard's choice; the engine starts here)
 
 
 def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:

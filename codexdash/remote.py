@@ -217,16 +217,17 @@ class SshBox:
 
     def start(self, spec: StartSpec) -> dict:
         args = ["start", "-", "--json"]
-        for flag, value in (("--cwd", spec.cwd), ("--model", spec.model), ("--sandbox", spec.sandbox)):
+        for flag, value in (("--cwd", spec.cwd), ("--model", spec.model), ("--sandbox", spec.sandbox), ("--name", spec.name)):
             if value is not None:
                 args += [flag, value]
         if spec.extra_args:
             args += ["--", *spec.extra_args]
         return self._here(self.ask(args, input=spec.prompt, changes=True))
 
-    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict:
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> dict:
         args = ["resume", ref, "-", "--json"]
-        for flag, value in (("--model", model), ("--sandbox", sandbox)):
+        for flag, value in (("--model", model), ("--sandbox", sandbox), ("--name", name)):
             if value is not None:
                 args += [flag, value]
         return self._here(self.ask(args, input=prompt, changes=True))

@@ -105,6 +105,7 @@ class CodexdashApp(BoxPolls, JobActions, KeyHold, App):
         self.table.mono = self.no_color
         self.filter_box = Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
         self.pane = SessionPane(id="session-pane")
+        self.pane.boxes = self.boxes
         self.footer = Footer()
         yield self.status_line
         with Horizontal(id="main"):
