@@ -204,7 +204,7 @@ class Column:
 # In display order. Add a column with one line here.
 COLUMNS: list[Column] = [
     Column("state", "State", 13, 1, _state, state_rank, min_width=9),
-    Column("host", "Host", 8, 6, _host, lambda r: (host_of(r.view) != "local", host_of(r.view)), shown=False),
+    Column("host", "Host", 8, 2, _host, lambda r: (host_of(r.view) != "local", host_of(r.view)), shown=False),
     Column("id", "Job", 10, 3, _id, lambda r: r.job.id),
     Column("name", "Name", 22, 0, _name, lambda r: r.name.lower(), min_width=10),
     Column("started", "Started", 7, 7, _started, lambda r: r.job.created_at, descending=True),
