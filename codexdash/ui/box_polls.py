@@ -16,7 +16,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from textual import work
 from textual.message import Message
 
 from codexdash import format as fmt
@@ -81,7 +80,10 @@ class BoxPolls:
     def start_box_polls(self, boxes: list[Box]) -> None:
         self.looks: dict[str, BoxLook] = {box.name: BoxLook(box) for box in boxes if box.name != LOCAL}
         for look in self.looks.values():
-            self._poll_box(look)
+            # A thread of its own, not one of the app's workers: a look may wait on ssh for its
+            # whole timeout, and workers share a small pool with the rest of the dashboard. A
+            # daemon: quitting never waits for a box.
+            threading.Thread(target=self._poll_box, args=(look,), name=f"codexdash-box-{look.name}", daemon=True).start()
         if self.looks:
             self.set_interval(1.0, self._watch_box_polls)
 
@@ -99,7 +101,6 @@ class BoxPolls:
     def remote_views(self) -> list[JobView]:
         return [v for look in self.looks.values() for v in look.views]
 
-    @work(thread=True, group="boxes")
     def _poll_box(self, look: BoxLook) -> None:
         box = look.box
         timeout = getattr(box, "connect_timeout", None)

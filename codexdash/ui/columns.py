@@ -168,7 +168,7 @@ def _cwd(row: Row, width: int) -> Text:
 
 
 def _host(row: Row, width: int) -> Text:
-    return Text(sanitize(fmt.one_line(host_of(row.view), width)), style="" if row.view.host == "local" else "bold")
+    return Text(sanitize(fmt.one_line(host_of(row.view), width)))
 
 
 def _greyed(cell: Callable[[Row, int], Text]) -> Callable[[Row, int], Text]:

@@ -51,6 +51,7 @@ class SessionPane(RemoteSession, Vertical):
         self.items = SessionItems()
         self._engine_tokens: int | None = None  # the engine's figure, until the file gives one
         self._note = ""
+        self._box_note = ""  # the job's box does not answer: why, and since when
         self._stop: Stop | None = None
         self.boxes: dict = {}  # the boxes by name: a job on another box is followed through its box
         self.host = "local"
@@ -86,6 +87,9 @@ class SessionPane(RemoteSession, Vertical):
             self._open(job, path, host)
         self.job = job
         self._engine_tokens = view.total_tokens if view is not None else None
+        stale = getattr(view, "stale", None)
+        self._box_note = (f"{host} ✖ {stale} · last seen {time.strftime('%H:%M:%S', time.localtime(view.seen_at))}"
+                          if stale else "")
         parts = thread_parts(path, (v.job for v in views)) if host == "local" else []
         if parts != self.items.parts:
             self.items.parts = parts
@@ -173,8 +177,9 @@ class SessionPane(RemoteSession, Vertical):
         if not self.is_mounted:
             return
         tokens = self.items.tokens if self.items.tokens is not None else self._engine_tokens
-        self.title_line.update(title_text(self.job, self.items.model, tokens))
-        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, self._note))
+        self.title_line.update(title_text(self.job, self.items.model, tokens, self.host))
+        note = " · ".join(n for n in (self._box_note, self._note) if n)
+        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, note))
         error = error_text(self.job)
         self.error_line.set_class(error is None, "hidden")
         self.error_line.update(error or "")

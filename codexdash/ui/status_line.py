@@ -138,7 +138,9 @@ def _boxes(f: Facts) -> list[Part]:
             parts.append(Part(_t(f"{name} {n}", "dim" if f.box_filter not in (None, name) else ""), (gone, 6)))
         else:
             style = "bold reverse" if f.mono else "bold red"
-            parts.append(Part(_t(f"{name} ✖ {sanitize(problem)} · {since}", style),
+            # The reason is the first thing to go (the toast and the pane tell it too); the time
+            # of the last good look stays as long as it can.
+            parts.append(Part(_t(f"{name} ✖ {sanitize(problem)} · {since}", style), (_t(f"{name} ✖ {since}", style), 8),
                               (_t(f"{name} ✖ {since.removeprefix('last seen ')}", style), 3), (_t(f"{name} ✖", style), 2)))
     return parts
 

@@ -70,5 +70,5 @@ def quiet_style(mono: bool) -> str:
 
 def stale_style(mono: bool) -> str:
     """A row whose box did not answer at the last look: greyed (italic under NO_COLOR, where
-    there is no grey; its state says "unreachable" in words too)."""
-    return "italic" if mono else "dim italic"
+    there is no grey); its state says "unreachable" in words too."""
+    return "italic" if mono else "dim"
