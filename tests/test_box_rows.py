@@ -1,6 +1,6 @@
 """Other boxes' rows without a network: a box's JSON read as untrusted rows, the backoff, the
-status line's jobs per box, the changes read back from JSON, and a slow box greyed while this
-box's rows go on (a stand-in `ssh`)."""
+status line's jobs per box, the changes read back from JSON, and (a stand-in `ssh`) a job's end
+there told here, and a slow box greyed while this box's rows go on."""
 
 from __future__ import annotations
 
@@ -97,6 +97,11 @@ async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_
         rows = lambda: {r.job.id: r for r in app.table.rows_for(app.shown_views())}  # noqa: E731
         await until(pilot, lambda: "abcdef0123" in rows(), message="the box's row")
         assert rows()["abcdef0123"].view.host == "slowbox" and not rows()["abcdef0123"].stale
+        answer.write_text(answer.read_text().replace('"running"', '"completed"'))  # it ends there: news here
+        app.look_again("slowbox")
+        await until(pilot, lambda: "abcdef0123" in app.attention.unseen, message="the end of a job on the box, marked")
+        toasts = [str(t.render()) for t in app.screen.query("Toast")]
+        assert any("job abcdef0123 on slowbox completed" in t for t in toasts), toasts
         slow.touch()
         app.look_again("slowbox")
         await until(pilot, lambda: rows()["abcdef0123"].stale, timeout=10, message="the row greyed while the box is silent")

@@ -35,6 +35,7 @@ from codexdash.ui.job_actions import ENGINE_ERRORS, JobActions
 from codexdash.ui.key_hold import KeyHold
 from codexdash.ui.jobs_table import JobsTable
 from codexdash.ui.messages import JobsRefreshed
+from codexdash.ui.remote_kill import RemoteKill
 from codexdash.ui.session_pane import SessionLog, SessionPane
 from codexdash.ui.sort_menu import SortMenu
 from codexdash.ui.status_line import Facts, status_text
@@ -53,7 +54,7 @@ def configured_boxes(engine: JobEngine) -> list[Box]:
     return [LocalBox(engine), *(SshBox(name, engine.settings) for name in getattr(engine.settings, "hosts", ()))]
 
 
-class CodexdashApp(BoxPolls, JobActions, KeyHold, App):
+class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     TITLE = "codexdash"
     ENABLE_COMMAND_PALETTE = True
@@ -181,14 +182,15 @@ class CodexdashApp(BoxPolls, JobActions, KeyHold, App):
         """A toast in the dashboard; the bell and a desktop notification through the terminal."""
         j = v.job
         name = j.name or fmt.title(j.prompt)
+        where = "" if v.host == LOCAL else f" on {v.host}"
         if what == STALLED:
-            self.tell(f"job {j.id} stalled: silent for {fmt.duration(self.attention.stall_after)}: {fmt.one_line(name, 40)}",
+            self.tell(f"job {j.id}{where} stalled: silent for {fmt.duration(self.attention.stall_after)}: {fmt.one_line(name, 40)}",
                       severity="warning")
             self.alert("codexdash", f"{fmt.one_line(name, 60)} stalled (job {j.id})")
             return
         severity = "information" if j.status in (JobStatus.COMPLETED, JobStatus.KILLED) else "error"
-        self.tell(f"job {j.id} {j.status.replace('_', ' ')}: {fmt.one_line(name, 40)}", severity=severity)
-        self.alert("codexdash", f"{fmt.one_line(name, 60)} {j.status.replace('_', ' ')} (job {j.id})")
+        self.tell(f"job {j.id}{where} {j.status.replace('_', ' ')}: {fmt.one_line(name, 40)}", severity=severity)
+        self.alert("codexdash", f"{fmt.one_line(name, 60)} {j.status.replace('_', ' ')} (job {j.id}{where})")
 
     def _write_to_terminal(self, text: str) -> None:
         if not self.is_headless and self._driver is not None:
@@ -220,7 +222,7 @@ class CodexdashApp(BoxPolls, JobActions, KeyHold, App):
         return Facts(
             host=self.host, title=self.title, codex_home=str(self.engine.settings.codex_home),
             statuses=[v.job.status for v in shown], tokens=tokens,
-            attention=self.attention.counts(self.views),
+            attention=self.attention.counts(self.views + self.remote_views()),
             starting=self._starting, all_history=self.all_history, hide_external=self.hide_external,
             query=self.query_text, mono=self.no_color, sort=self._hidden_sort(),
             boxes=tuple(self.box_facts()) if len(self.boxes) > 1 else (), box_filter=self.box_filter,
@@ -391,7 +393,7 @@ class CodexdashApp(BoxPolls, JobActions, KeyHold, App):
     # ---- remembered between runs ---------------------------------------------------------------
 
     def current_state(self, closing: bool = False) -> saved_state.SavedState:
-        known = {v.job.id for v in self.views}
+        known = {v.job.id for v in self.views + self.remote_views()}
         return saved_state.SavedState(
             columns=list(self.table.columns_chosen), widths=dict(self.table.widths), sort=self.table.sort_spec,
             hide_external=self.hide_external, host_offered=self.saved.host_offered,

@@ -133,6 +133,8 @@ class BoxPolls:
             if look.error is not None:
                 self.tell(f"{look.name} answers again")
             look.views, look.error, look.failures = message.views or [], None, 0
+            for what, v in self.attention.update(look.views, self._killing, first=look.last_good is None):
+                self._announce(what, v)
             look.last_good = time.time()
         else:
             if look.error is None:

@@ -19,13 +19,12 @@ from textual import work
 
 from codexdash.boxes import LOCAL, StartSpec
 from codexdash.errors import BadInput, CodexdashError
-from codexdash.identity import Check, IdentityReport
 from codexdash.jobs import JobView, StartRequest
 from codexdash.kill import KillFlow
 from codexdash.ui.changes_screen import ChangesScreen
 from codexdash.ui.columns import ExternalView
 from codexdash.ui.kill_dialog import KillDialog
-from codexdash.ui.messages import KillDone, KillVerified, RemoteKillVerified, StartDone
+from codexdash.ui.messages import KillDone, KillVerified, StartDone
 from codexdash.views import remote_view
 from codexdash.ui.start_dialog import StartDialog
 
@@ -224,51 +223,3 @@ class JobActions:
         if message.text:
             self.tell(message.text, severity=message.severity)
         self.refresh_jobs()
-
-    # ---- killing a job on another box: that box checks and kills ---------------------------------
-
-    @work(thread=True, group="kill")
-    def _verify_remote_kill(self, v: JobView) -> None:
-        box, job = self.box_of(v), v.job
-        try:
-            checks = box.verify(job.id)
-            report = IdentityReport(job_id=job.id, pid=checks.get("pid"), cmdline=[str(a) for a in checks.get("cmdline") or []],
-                                    checks=[Check(str(c.get("name")), c.get("ok") is True, str(c.get("detail")))
-                                            for c in checks.get("checks") or [] if isinstance(c, dict)])
-        except (*ENGINE_ERRORS, AttributeError, TypeError) as exc:  # AttributeError, TypeError: an answer of another shape
-            self.post_message(KillDone(job.id, f"kill of job {job.id} on {box.name}: {exc}", severity="error"))
-            return
-        self.post_message(RemoteKillVerified(box.name, job, report))
-
-    def on_remote_kill_verified(self, message: RemoteKillVerified) -> None:
-        job, report, host = message.job, message.report, message.host
-
-        def answered(confirmed: bool | None) -> None:
-            if not report.ok:
-                self.tell(f"kill of job {job.id} on {host} refused: {report.reason()}", severity="error")
-            elif confirmed:
-                self._killing.add(job.id)
-                self._remote_kill(host, job.id)
-
-        plan = f"SIGINT, then SIGTERM, then SIGKILL after {host}'s grace periods, to the process group, on {host}"
-        self.push_screen(KillDialog(job, report, plan=plan, host=host), answered)
-
-    @work(thread=True, group="kill")
-    def _remote_kill(self, host: str, job_id: str) -> None:
-        box = self.boxes[host]
-        try:
-            result = box.kill(job_id)
-            identity = result.get("identity") or {}
-            checks = ", ".join(("✔ " if c.get("ok") else "✖ ") + str(c.get("name")) for c in identity.get("checks") or [])
-            if result.get("outcome") == "refused":
-                done = KillDone(job_id, f"{host} refused to kill job {job_id}: {result.get('error')} ({checks})", severity="error")
-            else:
-                status = (result.get("job") or {}).get("status")
-                sent = ", ".join(str(s) for s in result.get("sent") or [])
-                done = KillDone(job_id, f"job {job_id} on {host}: {status} after {result.get('seconds')} s ({sent}); "
-                                        f"checks as {host} ran them: {checks}",
-                                severity="information" if result.get("stopped") else "error", status=status)
-        except (*ENGINE_ERRORS, AttributeError, TypeError) as exc:
-            done = KillDone(job_id, f"kill of job {job_id} on {host}: {exc}", severity="error")
-        self.look_again(host)
-        self.post_message(done)

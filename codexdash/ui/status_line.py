@@ -140,7 +140,7 @@ def _boxes(f: Facts) -> list[Part]:
             style = "bold reverse" if f.mono else "bold red"
             # The reason is the first thing to go (the toast and the pane tell it too); the time
             # of the last good look stays as long as it can.
-            parts.append(Part(_t(f"{name} ✖ {sanitize(problem)} · {since}", style), (_t(f"{name} ✖ {since}", style), 8),
+            parts.append(Part(_t(f"{name} ✖ {sanitize(problem)} · {since}", style), (_t(f"{name} ✖ {since}", style), 5),
                               (_t(f"{name} ✖ {since.removeprefix('last seen ')}", style), 3), (_t(f"{name} ✖", style), 2)))
     return parts
 
