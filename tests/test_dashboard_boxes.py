@@ -124,7 +124,7 @@ async def test_a_box_taken_down_is_greyed_and_comes_back(sandbox, fleet, app):
         assert "box2 1" in status_line(app) and row(app, two["id"]).job.status == "running"
 
 
-async def test_start_follow_up_and_changes_on_a_box_from_the_dialogs(fleet, app):
+async def test_start_follow_up_retry_and_changes_on_a_box(fleet, app):
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await until(pilot, lambda: app.looks["box1"].last_good, message="box1 answered")
         await pilot.press("n")
@@ -148,6 +148,10 @@ async def test_start_follow_up_and_changes_on_a_box_from_the_dialogs(fleet, app)
         follow_up = wait_for(lambda: [j for j in listed() if j["parent_id"] == job["id"]], timeout=30, message="the follow-up")
         await until(pilot, lambda: row(app, follow_up[0]["id"]), timeout=30, message="the follow-up's row")
         await select(pilot, app, job["id"])
+        await pilot.press("R")
+        retry = wait_for(lambda: [j for j in listed() if j["retry_of"] == job["id"]], timeout=30, message="the retry on box1")
+        await until(pilot, lambda: row(app, retry[0]["id"]), timeout=30, message="the retry's row")
+        await select(pilot, app, job["id"])
         await pilot.press("d")
         screen = await until(pilot, lambda: isinstance(app.screen, ChangesScreen) and app.screen, message="the Changes view")
         assert "on box1" in str(screen.query_one(".dialog-title", Static).render())
@@ -162,4 +166,16 @@ async def test_the_pane_follows_a_session_on_a_box(fleet, app):
         await select(pilot, app, job["id"])
         await until(pilot, lambda: "step 2 of 60" in log_text(app), timeout=30, message="box1's session in the pane")
         await until(pilot, lambda: "step 4 of 60" in log_text(app), timeout=30, message="lines as they come")
-        assert "› STREAM 60" in log_text(app)
+        assert "› STREAM 60" in log_text(app) and "on box1" in str(app.pane.title_line.render())
+        # The box's sshd goes away mid-follow (the job lives on there): said in the pane; once
+        # the box answers again, the pane follows again.
+        box1 = fleet.boxes["box1"]
+        box1.stop_sshd()
+        state = lambda: str(app.pane.state_line.render())  # noqa: E731
+        await until(pilot, lambda: "connection was lost" in state(), timeout=30, message="the lost follow said")
+        await until(pilot, lambda: "box1 ✖" in state(), timeout=30, message="the box's trouble in the pane")
+        box1.start_sshd(box1.root / "sshd_config")
+        await until(pilot, lambda: "connection was lost" not in state() and "box1 ✖" not in state(), timeout=40,
+                    message="the pane following again")
+        shown = len(log_text(app).splitlines())
+        await until(pilot, lambda: len(log_text(app).splitlines()) > shown, timeout=30, message="new lines again")

@@ -117,8 +117,8 @@ class BoxPolls:
                 answer = BoxAnswered(look.name, views=views)
             except ENGINE_ERRORS as exc:
                 answer = BoxAnswered(look.name, error=" ".join(str(exc).split()).removeprefix(f"{look.name}: "))
-            except ValueError as exc:  # JSON of an unexpected shape
-                answer = BoxAnswered(look.name, error=f"an answer this codexdash cannot read: {exc}")
+            except Exception as exc:  # an answer of a shape not foreseen: said, and the box asked again
+                answer = BoxAnswered(look.name, error=f"an answer this codexdash cannot read: {exc!r}")
             look.asking_since = None
             if look.stopped:
                 return
