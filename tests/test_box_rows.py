@@ -109,3 +109,18 @@ async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_
         job = sandbox.start("SLEEP 30")  # this box's rows go on meanwhile
         await until(pilot, lambda: job.id in rows(), message="a local row while the box is slow")
         assert "slowbox ✖" in str(app.status_line.render())
+
+
+def test_the_host_column_is_offered_once_when_boxes_are_configured(tmp_path):
+    from codexdash.ui import saved_state
+
+    state = saved_state.SavedState()
+    assert "host" not in state.columns  # hidden by default: one box, no Host column
+    state.offer_host_column()
+    assert state.columns[:2] == ["state", "host"] and state.host_offered
+    state.columns.remove("host")  # the operator hides it: it stays hidden
+    path = tmp_path / "dashboard.json"
+    saved_state.save(path, state)
+    again = saved_state.load(path)
+    again.offer_host_column()
+    assert "host" not in again.columns
