@@ -172,3 +172,39 @@ def test_keys_typed_in_one_burst_land_in_the_start_dialog_fields(sandbox, termin
     assert (job.prompt, job.name) == ("ECHO say hi", "XYZ")
     terminal.wait_screen("✔ completed")
     assert "XYZ" in terminal.screen()
+
+
+def test_follow_up_and_changes_in_a_real_terminal(sandbox, terminal, tmp_path):
+    """A finished job answered with a follow-up from the dashboard, then each job's own changes
+    read in the Changes view: the keys an operator presses, the screen they see."""
+    from tests.test_changes import make_repo
+
+    repo = make_repo(sandbox.root / "repo", {"a.txt": "a\n", "b.txt": "b\n"})
+    parent = sandbox.start("PATCH a.txt from the first turn", cwd=str(repo), name="first")
+    terminal.wait_screen("✔ completed")
+    terminal.keys("c")
+    terminal.wait_screen(f"Follow-up on job {parent.id}")
+    terminal.text("PATCH b.txt from the follow-up")
+    terminal.wait_screen("PATCH b.txt from the follow-up")
+    terminal.keys("C-s")
+    follow_up = wait_for(lambda: Job.get_or_none(Job.parent_id == parent.id), message="the follow-up recorded")
+    wait_for(lambda: Job.get_by_id(follow_up.id).status == JobStatus.COMPLETED, message="the follow-up to complete")
+    screen = terminal.wait_screen(f"job {follow_up.id}")  # the pane rules the follow-up's part
+    assert "↳" in screen  # the follow-up's row is marked as one
+    assert f"job {parent.id}" in screen  # the parent's part of the shared file, above it
+    assert Job.get_by_id(parent.id).status == JobStatus.COMPLETED  # the follow-up did not rewrite it
+
+    terminal.keys("d")  # the selected job is the new follow-up
+    screen = terminal.wait_screen(f"Changes of job {follow_up.id}")
+    screen = terminal.wait_screen("+from the follow-up")
+    assert "b.txt" in screen and "from the first turn" not in screen  # its own turn only
+    terminal.keys("s")  # files only
+    wait_for(lambda: "+from the follow-up" not in (s := terminal.screen()) and "b.txt" in s,
+             message="the files-only view")
+    terminal.keys("Escape")
+    wait_for(lambda: "Changes of job" not in terminal.screen(), message="the Changes view to close")
+    terminal.keys("Down")  # the parent, below its follow-up (newest first)
+    terminal.keys("d")
+    terminal.wait_screen(f"Changes of job {parent.id}")
+    screen = terminal.wait_screen("+from the first turn")
+    assert "+from the follow-up" not in screen  # the parent's diff stops where its follow-up began

@@ -4,9 +4,6 @@ What issue-level behaviour looks like with the real program rather than the fake
 owns its session file, a job Codex rejects never takes a sibling's, an archived session is still
 shown, a look under another CODEX_HOME settles nothing, follow-ups continue a session, and
 token figures come with their detail.
-
-The last two need work not yet in codexdash (`codexdash resume`, `tokens_detail` in
-`list --json`): they fail until it lands.
 """
 
 from __future__ import annotations

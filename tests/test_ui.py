@@ -17,6 +17,7 @@ from codexdash.ui.app import CodexdashApp
 from codexdash.ui.help_screen import HelpScreen
 from codexdash.ui.kill_dialog import KillDialog
 from codexdash.ui.start_dialog import StartDialog
+from codexdash.ui.messages import JobsRefreshed
 from tests.conftest import wait_for
 from tests.ui_support import add_fixed_jobs, log_text, table_text, until
 
@@ -464,3 +465,13 @@ async def test_the_changes_view_shows_what_the_selected_job_changed(sandbox, app
         await until(pilot, lambda: "+new [bold]line" not in text() and "a.txt" in text(), message="the files only")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ChangesScreen), message="the view closed")
+
+
+async def test_a_poll_that_ends_while_the_dashboard_closes_draws_nothing(sandbox, app):
+    job = sandbox.start("ECHO hi")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.table.selected_job_id == job.id, message="the job shown")
+        views = app.views
+        app.pane.log_view.find("hi")  # a search open: showing another job searches it anew
+    app.pane.job_id = None  # as if another job were selected when the answer came
+    app.on_jobs_refreshed(JobsRefreshed(views))  # no exception: the screen is gone, nothing is drawn

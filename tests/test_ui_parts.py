@@ -140,3 +140,21 @@ def test_one_table_of_keys_makes_the_bindings_help_and_palette():
 def test_every_column_sorts():
     assert all(c.sort is not None for c in COLUMNS)
     assert BY_KEY["name"].drop == 0
+
+
+def test_threads_together_keeps_blocks_where_their_first_row_is():
+    from types import SimpleNamespace as NS
+
+    from codexdash.ui.threads import together
+
+    def row(jid, parent, created):
+        return NS(job=NS(id=jid, parent_id=parent, created_at=created))
+
+    a, a1, a2 = row("a", None, 1), row("a1", "a", 3), row("a2", "a1", 5)
+    b, orphan = row("b", None, 4), row("o", "gone", 2)  # its parent not shown: a block of its own
+    loop1, loop2 = row("l1", "l2", 6), row("l2", "l1", 7)  # a broken record never hangs the table
+    rows = [a2, b, orphan, a, a1, loop2, loop1]
+    ids = [r.job.id for r in together(rows)]
+    assert ids[:5] == ["a", "a1", "a2", "b", "o"] and sorted(ids[5:]) == ["l1", "l2"]
+    plain = [b, a]
+    assert together(plain) == plain

@@ -358,3 +358,34 @@ async def test_jobs_that_ended_while_no_dashboard_was_open_are_unseen(sandbox, a
         await until(pilot, lambda: job.id in again.attention.unseen, message="marked unseen")
         await until(pilot, lambda: "1 unseen" in str(again.status_line.render()), message="counted")
         assert again.table.get_row_at(0)[2].plain.startswith(UNSEEN_MARK)  # not cleared by the first selection
+
+
+# ---- threads together ---------------------------------------------------------------------------------------
+
+
+async def test_threads_together_puts_follow_ups_under_their_job_and_is_remembered(sandbox, app):
+    parent = sandbox.start("ECHO first", name="b parent")
+    wait_for(lambda: sandbox.engine.refresh([parent]) and not parent.is_live, message="the parent to end")
+    other = sandbox.start("ECHO unrelated", name="c other")
+    wait_for(lambda: sandbox.engine.refresh([other]) and not other.is_live, message="the other to end")
+    follow = sandbox.engine.resume(Job.get_by_id(parent.id), "ECHO second", name="a follow-up")
+    wait_for(lambda: sandbox.engine.refresh([follow]) and not follow.is_live, message="the follow-up to end")
+
+    def order() -> list[str]:
+        return list(app.table._order)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: order() == [follow.id, other.id, parent.id], message="newest first")
+        await pilot.press("t")
+        await until(pilot, lambda: order() == [parent.id, follow.id, other.id], message="the thread together")
+        assert "threads" in str(app.status_line.render())
+        app._sort_by("name")  # the thread is one block, where its best-placed job (the follow-up) is
+        await until(pilot, lambda: app.table.sort_spec == ("name", False), message="by name")
+        await until(pilot, lambda: order() == [parent.id, follow.id, other.id], message="still together")
+        await pilot.press("t")
+        await until(pilot, lambda: order() == [follow.id, parent.id, other.id], message="by name alone")
+        await pilot.press("t")
+    assert saved_state.load(app.state_path).threads is True
+    again = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=app.state_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: list(again.table._order) == [parent.id, follow.id, other.id], message="remembered")

@@ -104,6 +104,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
         self.table.sort_spec, self.table.pointer = self.saved.sort, self.saved.sort[0]
         self.table.unseen, self.table.stall_after = self.attention.unseen, self.attention.stall_after
         self.table.mono = self.no_color
+        self.table.threads = self.saved.threads
         self.filter_box = Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
         self.pane = SessionPane(id="session-pane")
         self.pane.boxes = self.boxes
@@ -168,6 +169,8 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
             self._refreshing = False
 
     def on_jobs_refreshed(self, message: JobsRefreshed) -> None:
+        if not self.table.is_attached:
+            return  # a poll that ends while the dashboard closes: nothing left to draw on
         if message.error:
             self.tell(message.error, severity="error")
         self.views = message.views
@@ -224,6 +227,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
             statuses=[v.job.status for v in shown], tokens=tokens,
             attention=self.attention.counts(self.views + self.remote_views()),
             starting=self._starting, all_history=self.all_history, hide_external=self.hide_external,
+            threads=self.table.threads,
             query=self.query_text, mono=self.no_color, sort=self._hidden_sort(),
             boxes=tuple(self.box_facts()) if len(self.boxes) > 1 else (), box_filter=self.box_filter,
         )
@@ -324,6 +328,13 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
             self.refresh_jobs()
             self.look_again()
 
+    def action_toggle_threads(self) -> None:
+        self.table.threads = not self.table.threads
+        self.tell("follow-ups shown under the job they continue" if self.table.threads
+                  else "every job in the sort's order")
+        self._save_state()
+        self._show_table()
+
     def action_sort_here(self) -> None:
         self._sort_by(self.table.pointer)
 
@@ -396,7 +407,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
         known = {v.job.id for v in self.views + self.remote_views()}
         return saved_state.SavedState(
             columns=list(self.table.columns_chosen), widths=dict(self.table.widths), sort=self.table.sort_spec,
-            hide_external=self.hide_external, host_offered=self.saved.host_offered,
+            hide_external=self.hide_external, threads=self.table.threads, host_offered=self.saved.host_offered,
             unseen=sorted(self.attention.unseen & known if self.refreshes else self.attention.unseen),
             closed_at=time.time() if closing else self.saved.closed_at,
         )

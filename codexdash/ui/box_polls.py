@@ -127,8 +127,8 @@ class BoxPolls:
 
     def on_box_answered(self, message: BoxAnswered) -> None:
         look = self.looks.get(message.name)
-        if look is None:
-            return
+        if look is None or not self.table.is_attached:
+            return  # an answer that comes while the dashboard closes: nothing left to draw on
         if message.error is None:
             if look.error is not None:
                 self.tell(f"{look.name} answers again")

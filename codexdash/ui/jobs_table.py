@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from codexdash.jobs import JobView
 from codexdash.ui import keys
 from codexdash.ui.columns import BY_KEY, DEFAULT_SORT, STALL_SECONDS, Column, Row, fit
+from codexdash.ui.threads import together
 
 SCROLLBAR = 1  # cells kept for the vertical scrollbar (see app.tcss)
 
@@ -33,6 +34,7 @@ class JobsTable(DataTable):
         self.unseen: set[str] = set()
         self.stall_after = STALL_SECONDS
         self.mono = False
+        self.threads = False  # a job's follow-ups right under it
         self.fitted: list[tuple[Column, int]] = []
         self._views: list[JobView] = []
         self._query = ""
@@ -141,7 +143,7 @@ class JobsTable(DataTable):
         key, descending = self.sort_spec
         rows.sort(key=lambda r: -r.job.created_at)  # equal keys: newest first
         rows.sort(key=BY_KEY[key].sort, reverse=descending)
-        return rows
+        return together(rows) if self.threads else rows
 
     def show(self, views: list[JobView], *, query: str = "", keep: str | None = None) -> None:
         """Shows these jobs, changing only the cells whose text changed."""

@@ -54,6 +54,8 @@ KEYS: list[Key] = [
         "Table", palette="Show the jobs of one box (every box, this one, each other in turn)"),
     Key("x", "toggle_external", "External", "show / hide Codex sessions codexdash did not start",
         "Table", palette="Show or hide external sessions"),
+    Key("t", "toggle_threads", "Threads", "a job's follow-ups right under it, or every job in the sort's order",
+        "Table", palette="Toggle threads together"),
     Key("enter", "app.focus_pane", "Session", "to the session pane", "Session pane", scope="table"),
     Key("tab", "toggle_focus", "Focus", "between the table and the session pane",
         "Session pane", palette="Switch focus between table and pane"),

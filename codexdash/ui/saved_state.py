@@ -33,6 +33,7 @@ class SavedState:
     widths: dict[str, int] = field(default_factory=dict)
     sort: tuple[str, bool] = DEFAULT_SORT  # column key, descending
     hide_external: bool = False
+    threads: bool = False  # a job's follow-ups shown right under it
     unseen: list[str] = field(default_factory=list)  # finished jobs not looked at yet
     closed_at: float | None = None  # when the last dashboard closed: jobs ending after are unseen
     host_offered: bool = False  # the Host column was added once other boxes were configured
@@ -47,8 +48,8 @@ class SavedState:
 
     def as_json(self) -> dict:
         return {"columns": self.columns, "widths": self.widths, "sort": list(self.sort),
-                "hide_external": self.hide_external, "unseen": self.unseen[-MAX_UNSEEN:], "closed_at": self.closed_at,
-                "host_offered": self.host_offered}
+                "hide_external": self.hide_external, "threads": self.threads, "unseen": self.unseen[-MAX_UNSEEN:],
+                "closed_at": self.closed_at, "host_offered": self.host_offered}
 
 
 def parse(data: object) -> SavedState:
@@ -69,8 +70,9 @@ def parse(data: object) -> SavedState:
     if (isinstance(sort, list) and len(sort) == 2 and sort[0] in BY_KEY and BY_KEY[sort[0]].sort is not None
             and isinstance(sort[1], bool)):
         state.sort = (sort[0], sort[1])
-    if isinstance(data.get("hide_external"), bool):
-        state.hide_external = data["hide_external"]
+    for flag in ("hide_external", "threads"):
+        if isinstance(data.get(flag), bool):
+            setattr(state, flag, data[flag])
     unseen = data.get("unseen")
     if isinstance(unseen, list):
         state.unseen = [j for j in unseen if isinstance(j, str) and len(j) <= 64][-MAX_UNSEEN:]

@@ -72,6 +72,7 @@ class Facts:
     starting: int = 0
     all_history: bool = False
     hide_external: bool = False
+    threads: bool = False
     query: str = ""
     mono: bool = False
     sort: str = ""  # the sort, when its column is not in the table to show it
@@ -117,7 +118,8 @@ def build(f: Facts) -> list[Part]:
         parts.append(Part(_t(f"filter:{sanitize(f.query)}", style), (_t("filter", style), 2)))
     if f.sort:
         parts.append(Part(_t(f"sort: {f.sort}", "dim"), (gone, 6)))
-    view = ("all history" if f.all_history else "recent") + (" · external hidden" if f.hide_external else "")
+    view = " · ".join(["all history" if f.all_history else "recent"]
+                      + ["external hidden"] * f.hide_external + ["threads"] * f.threads)
     parts.append(Part(_t(view, "dim"), (gone, 8)))
     parts.append(Part(_t(f"CODEX_HOME {sanitize(f.codex_home)}", "dim"), (gone, 9)))
     return parts
