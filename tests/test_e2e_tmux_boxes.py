@@ -37,7 +37,7 @@ def start(fleet, host: str, prompt: str) -> dict:
 
 def test_the_dashboard_over_two_boxes_in_a_real_terminal(sandbox, fleet, tmp_path):
     streaming = start(fleet, "box1", "STREAM 60")
-    sleeping = start(fleet, "box2", "SLEEP 60")  # the newest: the first row
+    sleeping = start(fleet, "box2", "SLEEP 60")  # the newest: the first row (sorted by start)
     env = sandbox.env(TERM="tmux-256color", **fleet.env())
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
                        if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL", "XDG_STATE", "XDG_RUNTIME")))
@@ -51,6 +51,9 @@ def test_the_dashboard_over_two_boxes_in_a_real_terminal(sandbox, fleet, tmp_pat
         screen = term.wait_screen(sleeping["id"])
         assert "Host" in screen and "box1" in screen and "box2" in screen
         term.wait_screen("box1 1 box2 1")  # jobs per box in the status line
+        # The cursor stays on the job it is on as other boxes' rows come in: to the first row.
+        term.keys("Home")
+        term.wait_screen(f"Session {sleeping['id']} on box2")
         term.keys("k")
         screen = term.wait_screen(f"Kill job {sleeping['id']} on box2?")
         assert "✔ marker" in screen and "as box2 ran them" in screen
