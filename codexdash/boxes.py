@@ -69,6 +69,7 @@ class StartSpec:
     model: str | None = None
     sandbox: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    name: str | None = None  # None: a title from the prompt
 
 
 class Box(Protocol):
@@ -84,7 +85,8 @@ class Box(Protocol):
 
     def start(self, spec: StartSpec) -> dict: ...
 
-    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict: ...
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> dict: ...
 
     def retry(self, ref: str) -> dict: ...
 
@@ -94,6 +96,12 @@ class Box(Protocol):
     def follow(self, target: str, raw: bool = False, tail: int | None = None, follow: bool = True) -> Follower: ...
 
     def info(self) -> dict: ...
+
+    def diff(self, ref: str) -> dict:
+        """What the job changed (`codexdash diff --json`), read on the box that ran it."""
+
+    def views(self, all_history: bool = False, external: bool = True) -> list:
+        """The jobs as the dashboard's rows (`jobs.JobView`s, each knowing its `host`)."""
 
 
 def not_running_checks(job: dict) -> dict:
@@ -171,14 +179,15 @@ class LocalBox:
         from codexdash.jobs import StartRequest, job_json
 
         request = StartRequest(prompt=spec.prompt, cwd=spec.cwd or os.getcwd(), model=spec.model,
-                               sandbox=spec.sandbox, extra_args=list(spec.extra_args))
+                               sandbox=spec.sandbox, extra_args=list(spec.extra_args), name=spec.name)
         return job_json(self.engine.start(request).__data__)
 
-    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict:
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> dict:
         from codexdash.jobs import job_json
 
         parent = self.engine.find(ref)
-        return job_json(self.engine.resume(parent, prompt, model=model, sandbox=sandbox).__data__)
+        return job_json(self.engine.resume(parent, prompt, model=model, sandbox=sandbox, name=name).__data__)
 
     def retry(self, ref: str) -> dict:
         from codexdash.jobs import job_json
@@ -202,6 +211,23 @@ class LocalBox:
 
     def follow(self, target: str, raw: bool = False, tail: int | None = None, follow: bool = True) -> LocalFollower:
         return LocalFollower(self.engine, target, raw=raw, tail=tail, follow=follow)
+
+    def diff(self, ref: str) -> dict:
+        from codexdash.changes import job_changes
+
+        job = self.engine.find(ref)
+        self.engine.reconcile(job)
+        return job_changes(self.engine, job).as_json()
+
+    def views(self, all_history: bool = False, external: bool = True) -> list:
+        """The fast path of the dashboard: the engine's own views (process figures, tokens,
+        last activity from the followed files), and external sessions when asked."""
+        from codexdash.views import external_view
+
+        views = self.engine.refresh(all_history=all_history)
+        if external:
+            views = [*views, *(external_view(s) for s in self.engine.external_sessions(all_history))]
+        return views
 
     def info(self) -> dict:
         import peewee

@@ -600,6 +600,33 @@ class Changes:
     def deletions(self) -> int:
         return sum(f.deletions for f in self.files)
 
+    @classmethod
+    def from_json(cls, data: dict) -> Changes:
+        """Changes as `as_json` wrote them (on another box): each field of the wrong type is
+        left at its default; the text is made inert again when it is shown (`lines`)."""
+        def pick(source: dict, names, defaults) -> dict:
+            kept = {}
+            for n in names:
+                value, default = source.get(n), getattr(defaults, n)
+                wanted = str if default is None else type(default)
+                if isinstance(value, wanted) and (wanted is bool or not isinstance(value, bool)):
+                    kept[n] = value
+            return kept
+
+        blank_file = ChangedFile(path="", display="", action="")
+        file_fields = [f for f in ChangedFile.__dataclass_fields__ if f not in ("path", "display", "action")]
+        files = []
+        for f in data.get("files") or []:
+            if isinstance(f, dict) and all(isinstance(f.get(k), str) for k in ("path", "display", "action")):
+                files.append(ChangedFile(path=f["path"], display=f["display"], action=f["action"],
+                                         **pick(f, file_fields, blank_file)))
+        blank = cls(job_id="", cwd="")
+        changes = cls(job_id=str(data.get("id") or "?"), cwd=str(data.get("cwd") or ""),
+                      **pick(data, ("worktree", "git_root", "base", "base_label", "commands", "until"), blank))
+        changes.notes = [n for n in data.get("notes") or [] if isinstance(n, str)]
+        changes.files = files
+        return changes
+
     def as_json(self, with_diff: bool = True) -> dict:
         return {
             "id": self.job_id, "cwd": self.cwd, "worktree": self.worktree, "git_root": self.git_root,

@@ -61,12 +61,14 @@ def _started(job: dict, as_json: bool) -> int:
 
 def start_on_box(args, ctx: Context) -> int:
     # No --cwd: the box's own default (the home directory ssh starts in), never a path from here.
-    spec = StartSpec(prompt=_prompt(args.prompt), cwd=args.cwd, model=args.model, sandbox=args.sandbox, extra_args=args.extra)
+    spec = StartSpec(prompt=_prompt(args.prompt), cwd=args.cwd, model=args.model, sandbox=args.sandbox, extra_args=args.extra,
+                     name=args.name)
     return _started(ctx.box.start(spec), args.json)
 
 
 def resume_on_box(args, ctx: Context) -> int:
-    return _started(ctx.box.resume(args.job, _prompt(args.prompt), model=args.model, sandbox=args.sandbox), args.json)
+    return _started(ctx.box.resume(args.job, _prompt(args.prompt), model=args.model, sandbox=args.sandbox, name=args.name),
+                    args.json)
 
 
 def retry_on_box(args, ctx: Context) -> int:

@@ -82,6 +82,7 @@ class StartRequest:
     name: str | None = None  # default: a title from the prompt
     # Codex's `--worktree`: the session runs in a new Git worktree that Codex makes.
     worktree: bool = False
+    host: str = "local"  # the box to start it on (the dashboard's choice; the engine starts here)
 
 
 def resolve_codex_command(command: tuple[str, ...] | list[str]) -> list[str]:
@@ -269,6 +270,7 @@ class JobView:
     tokens_detail: dict | None = None
     last_activity: float | None = None
     session_model: str | None = None  # the model the session names (turn_context), while followed
+    host: str = "local"  # the box the job runs on ("local": this one)
 
     @property
     def model(self) -> str | None:

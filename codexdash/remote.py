@@ -217,16 +217,17 @@ class SshBox:
 
     def start(self, spec: StartSpec) -> dict:
         args = ["start", "-", "--json"]
-        for flag, value in (("--cwd", spec.cwd), ("--model", spec.model), ("--sandbox", spec.sandbox)):
+        for flag, value in (("--cwd", spec.cwd), ("--model", spec.model), ("--sandbox", spec.sandbox), ("--name", spec.name)):
             if value is not None:
                 args += [flag, value]
         if spec.extra_args:
             args += ["--", *spec.extra_args]
         return self._here(self.ask(args, input=spec.prompt, changes=True))
 
-    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None) -> dict:
+    def resume(self, ref: str, prompt: str, model: str | None = None, sandbox: str | None = None,
+               name: str | None = None) -> dict:
         args = ["resume", ref, "-", "--json"]
-        for flag, value in (("--model", model), ("--sandbox", sandbox)):
+        for flag, value in (("--model", model), ("--sandbox", sandbox), ("--name", name)):
             if value is not None:
                 args += [flag, value]
         return self._here(self.ask(args, input=prompt, changes=True))
@@ -254,6 +255,22 @@ class SshBox:
 
     def info(self) -> dict:
         return self._here(self.ask(["version", "--json"]))
+
+    def diff(self, ref: str) -> dict:
+        data = self.ask(["diff", ref, "--json"])
+        if not isinstance(data, dict):
+            raise BoxError(f"{self.name}: codexdash there answered diff with something else than its changes")
+        return data
+
+    def views(self, all_history: bool = False, external: bool = True) -> list:
+        """The box's jobs as rows: one `list --json` there, each job read as untrusted."""
+        from codexdash.views import remote_view
+
+        jobs = self.jobs(all_history=all_history, external=external)
+        if not isinstance(jobs, list):
+            raise BoxError(f"{self.name}: codexdash there answered list with something else than jobs")
+        now = time.time()
+        return [remote_view(job, self.name, now) for job in jobs if isinstance(job, dict)]
 
     def ping(self) -> float:
         """Seconds for one round trip on the box's connection (opening it first if need be)."""

@@ -21,18 +21,21 @@ from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Input, Static
 
 from codexdash import format as fmt
+from codexdash.boxes import LOCAL, Box, LocalBox
 from codexdash.jobs import JobEngine, JobView
 from codexdash.render import sanitize
 from codexdash.store import JobStatus
 from codexdash.ui import keys, saved_state
 from codexdash.ui.attention import STALLED, Attention
+from codexdash.ui.box_polls import BoxPolls
 from codexdash.ui.column_chooser import ColumnChooser
-from codexdash.ui.columns import BY_KEY, COLUMNS, STALL_SECONDS, ExternalView, external_view
+from codexdash.ui.columns import BY_KEY, COLUMNS, STALL_SECONDS, ExternalView
 from codexdash.ui.help_screen import HelpScreen
 from codexdash.ui.job_actions import ENGINE_ERRORS, JobActions
 from codexdash.ui.key_hold import KeyHold
 from codexdash.ui.jobs_table import JobsTable
 from codexdash.ui.messages import JobsRefreshed
+from codexdash.ui.remote_kill import RemoteKill
 from codexdash.ui.session_pane import SessionLog, SessionPane
 from codexdash.ui.sort_menu import SortMenu
 from codexdash.ui.status_line import Facts, status_text
@@ -44,16 +47,27 @@ EXTERNAL_EVERY = 5  # external sessions are looked for every this many refreshes
 TEXTUAL_COMMANDS_REPLACED = {"Keys", "Quit", "Maximize", "Minimize"}  # the palette lists ours instead
 
 
-class CodexdashApp(JobActions, KeyHold, App):
+def configured_boxes(engine: JobEngine) -> list[Box]:
+    """This box, then every configured one (hosts / CODEXDASH_HOSTS), in the order configured."""
+    from codexdash.remote import SshBox
+
+    return [LocalBox(engine), *(SshBox(name, engine.settings) for name in getattr(engine.settings, "hosts", ()))]
+
+
+class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses may live anywhere
     TITLE = "codexdash"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = keys.bindings("app")
 
     def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None, host: str | None = None,
-                 state_path: Path | None = None) -> None:
+                 state_path: Path | None = None, boxes: list[Box] | None = None) -> None:
         super().__init__()
         self.engine = engine
+        # Every box the dashboard shows, this one first: the UI reaches each through `Box`.
+        self.boxes: dict[str, Box] = {b.name: b for b in (boxes if boxes is not None else configured_boxes(engine))}
+        self.local_box: Box = self.boxes.get(LOCAL) or LocalBox(engine)
+        self.box_filter: str | None = None  # the one box shown (None: every box)
         self.start_cwd = cwd or os.getcwd()
         self.host = host or socket.gethostname()
         if title:
@@ -65,6 +79,8 @@ class CodexdashApp(JobActions, KeyHold, App):
         self.state_path = state_path or saved_state.default_path()
         self.saved = saved_state.load(self.state_path)
         self.hide_external = self.saved.hide_external
+        if len(self.boxes) > 1:
+            self.saved.offer_host_column()
         # The stall threshold: the setting where there is one (the notify hook uses it too).
         self.attention = Attention(self.saved.unseen, self.saved.closed_at,
                                    getattr(engine.settings, "stall_after", STALL_SECONDS))
@@ -91,6 +107,7 @@ class CodexdashApp(JobActions, KeyHold, App):
         self.table.threads = self.saved.threads
         self.filter_box = Input(placeholder="filter jobs (enter: keep, escape: clear)", id="filter", classes="hidden")
         self.pane = SessionPane(id="session-pane")
+        self.pane.boxes = self.boxes
         self.footer = Footer()
         yield self.status_line
         with Horizontal(id="main"):
@@ -105,6 +122,7 @@ class CodexdashApp(JobActions, KeyHold, App):
         self._apply_layout(self.size.width)
         self.refresh_jobs()
         self.set_interval(self.engine.settings.refresh_interval, self.refresh_jobs)
+        self.start_box_polls(list(self.boxes.values()))
 
     def on_resize(self, event) -> None:
         self._apply_layout(event.size.width)
@@ -138,8 +156,9 @@ class CodexdashApp(JobActions, KeyHold, App):
             while True:
                 self._refresh_again = False
                 try:
-                    views = self.engine.refresh(all_history=self.all_history)
-                    found = [external_view(s) for s in self.engine.external_sessions(self.all_history)] if externals else None
+                    views = self.local_box.views(all_history=self.all_history, external=externals)
+                    found = [v for v in views if isinstance(v, ExternalView)] if externals else None
+                    views = [v for v in views if not isinstance(v, ExternalView)]
                     self.post_message(JobsRefreshed(views, externals=found))
                 except ENGINE_ERRORS as exc:
                     # Shown, and tried again at the next refresh: the dashboard stays up.
@@ -166,14 +185,15 @@ class CodexdashApp(JobActions, KeyHold, App):
         """A toast in the dashboard; the bell and a desktop notification through the terminal."""
         j = v.job
         name = j.name or fmt.title(j.prompt)
+        where = "" if v.host == LOCAL else f" on {v.host}"
         if what == STALLED:
-            self.tell(f"job {j.id} stalled: silent for {fmt.duration(self.attention.stall_after)}: {fmt.one_line(name, 40)}",
+            self.tell(f"job {j.id}{where} stalled: silent for {fmt.duration(self.attention.stall_after)}: {fmt.one_line(name, 40)}",
                       severity="warning")
             self.alert("codexdash", f"{fmt.one_line(name, 60)} stalled (job {j.id})")
             return
         severity = "information" if j.status in (JobStatus.COMPLETED, JobStatus.KILLED) else "error"
-        self.tell(f"job {j.id} {j.status.replace('_', ' ')}: {fmt.one_line(name, 40)}", severity=severity)
-        self.alert("codexdash", f"{fmt.one_line(name, 60)} {j.status.replace('_', ' ')} (job {j.id})")
+        self.tell(f"job {j.id}{where} {j.status.replace('_', ' ')}: {fmt.one_line(name, 40)}", severity=severity)
+        self.alert("codexdash", f"{fmt.one_line(name, 60)} {j.status.replace('_', ' ')} (job {j.id}{where})")
 
     def _write_to_terminal(self, text: str) -> None:
         if not self.is_headless and self._driver is not None:
@@ -184,7 +204,12 @@ class CodexdashApp(JobActions, KeyHold, App):
         self.notify(sanitize(message), severity=severity, markup=False)
 
     def shown_views(self) -> list[JobView]:
-        return self.views + ([] if self.hide_external else self.externals)
+        views = self.views + ([] if self.hide_external else self.externals) + self.remote_views()
+        if self.hide_external:
+            views = [v for v in views if not isinstance(v, ExternalView)]
+        if self.box_filter is not None:
+            views = [v for v in views if v.host == self.box_filter]
+        return views
 
     def _show_table(self) -> None:
         self.table.show(self.shown_views(), query=self.query_text)
@@ -200,10 +225,11 @@ class CodexdashApp(JobActions, KeyHold, App):
         return Facts(
             host=self.host, title=self.title, codex_home=str(self.engine.settings.codex_home),
             statuses=[v.job.status for v in shown], tokens=tokens,
-            attention=self.attention.counts(self.views),
+            attention=self.attention.counts(self.views + self.remote_views()),
             starting=self._starting, all_history=self.all_history, hide_external=self.hide_external,
             threads=self.table.threads,
             query=self.query_text, mono=self.no_color, sort=self._hidden_sort(),
+            boxes=tuple(self.box_facts()) if len(self.boxes) > 1 else (), box_filter=self.box_filter,
         )
 
     def _hidden_sort(self) -> str:
@@ -285,6 +311,13 @@ class CodexdashApp(JobActions, KeyHold, App):
         self._externals_due = True
         self.refresh_jobs()
 
+    def action_filter_box(self) -> None:
+        """Every box → this box → each other box in turn → every box again."""
+        names = [None, *self.boxes]
+        self.box_filter = names[(names.index(self.box_filter) + 1) % len(names)] if self.box_filter in names else None
+        self.tell("showing the jobs of every box" if self.box_filter is None else f"showing only the jobs of {self.box_filter}")
+        self._show_table()
+
     def action_toggle_external(self) -> None:
         self.hide_external = not self.hide_external
         self.tell("external Codex sessions hidden" if self.hide_external else "showing external Codex sessions too")
@@ -293,6 +326,7 @@ class CodexdashApp(JobActions, KeyHold, App):
         if not self.hide_external:
             self._externals_due = True
             self.refresh_jobs()
+            self.look_again()
 
     def action_toggle_threads(self) -> None:
         self.table.threads = not self.table.threads
@@ -370,10 +404,10 @@ class CodexdashApp(JobActions, KeyHold, App):
     # ---- remembered between runs ---------------------------------------------------------------
 
     def current_state(self, closing: bool = False) -> saved_state.SavedState:
-        known = {v.job.id for v in self.views}
+        known = {v.job.id for v in self.views + self.remote_views()}
         return saved_state.SavedState(
             columns=list(self.table.columns_chosen), widths=dict(self.table.widths), sort=self.table.sort_spec,
-            hide_external=self.hide_external, threads=self.table.threads,
+            hide_external=self.hide_external, threads=self.table.threads, host_offered=self.saved.host_offered,
             unseen=sorted(self.attention.unseen & known if self.refreshes else self.attention.unseen),
             closed_at=time.time() if closing else self.saved.closed_at,
         )
@@ -393,6 +427,7 @@ class CodexdashApp(JobActions, KeyHold, App):
             pass  # on the way out: the layout is not worth an error
 
     def on_unmount(self) -> None:
+        self.stop_box_polls()
         self.save_on_exit()
 
     # ---- command palette: every action, from the table of keys -----------------------------------

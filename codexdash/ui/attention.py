@@ -28,26 +28,31 @@ class Attention:
         self.stalled: set[str] = set()
         self._first = True
 
-    def update(self, views: list[JobView], killing: set[str]) -> list[tuple[str, JobView]]:
-        """Takes a refresh in; returns what is news: (ENDED or STALLED, view)."""
+    def update(self, views: list[JobView], killing: set[str], first: bool | None = None) -> list[tuple[str, JobView]]:
+        """Takes a refresh in; returns what is news: (ENDED or STALLED, view). `first`: whether
+        this is the first look at these jobs (another box's first answer); by default, whether
+        this is the first refresh of this box's."""
         news: list[tuple[str, JobView]] = []
         now = time.time()
+        ours = first is None
+        first = self._first if ours else first
         for v in views:
             jid, status = v.job.id, v.job.status
             before = self.status.get(jid)
             if before in JobStatus.LIVE and status in JobStatus.FINISHED and jid not in killing:
                 self.unseen.add(jid)
                 news.append((ENDED, v))
-            elif self._first and status in JobStatus.FINISHED and self._ended_while_away(v):
+            elif first and status in JobStatus.FINISHED and self._ended_while_away(v):
                 self.unseen.add(jid)
             self.status[jid] = status
             if Row(v, now, self.stall_after).stalled:
-                if jid not in self.stalled and not self._first:  # already stalled when we opened: no alarm
+                if jid not in self.stalled and not first:  # already stalled when we opened: no alarm
                     news.append((STALLED, v))
                 self.stalled.add(jid)
             else:
                 self.stalled.discard(jid)
-        self._first = False
+        if ours:
+            self._first = False
         return news
 
     def _ended_while_away(self, v: JobView) -> bool:

@@ -1,4 +1,5 @@
-"""The Changes view: what the selected job changed in its working tree (`codexdash diff`).
+"""The Changes view: what the selected job changed in its working tree (`codexdash diff`),
+read on the box that ran it (`box.diff`: on another box, its `codexdash diff --json`).
 
 The changes are computed in a worker (Git runs, the session file is read); the screen shows
 "reading…" until they come, then the list of files with their diffs, or the list alone (`s`).
@@ -27,9 +28,9 @@ class ChangesScreen(ModalScreen[None]):
         Binding("s", "toggle_stat", "Files only / diffs"),
     ]
 
-    def __init__(self, engine, job: Job) -> None:
+    def __init__(self, box, job: Job) -> None:
         super().__init__()
-        self.engine = engine
+        self.box = box
         self.job = job
         self.changes = None
         self.stat = False
@@ -37,7 +38,8 @@ class ChangesScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="changes", classes="dialog"):
             name = self.job.name or self.job.id
-            yield Static(Text(f"Changes of job {self.job.id} · {sanitize(name)}"), classes="dialog-title")
+            where = "" if self.box.name == "local" else f" on {self.box.name}"
+            yield Static(Text(sanitize(f"Changes of job {self.job.id}{where} · {name}")), classes="dialog-title")
             yield RichLog(id="changes-log", wrap=True, markup=False, highlight=False, auto_scroll=False)
             yield Static(Text("s files only / diffs   esc close"), classes="dialog-help")
 
@@ -51,17 +53,17 @@ class ChangesScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True, group="changes")
     def read_changes(self) -> None:
         try:
-            changes = self.engine_changes()
-        except CodexdashError as exc:
+            changes = self.box_changes()
+        except (CodexdashError, OSError, AttributeError, TypeError) as exc:  # the last two: an answer of another shape
             self.app.call_from_thread(self.show, [Line("error", str(exc))])
             return
         self.changes = changes
         self.app.call_from_thread(self.show, changes.lines(stat=self.stat))
 
-    def engine_changes(self):
-        from codexdash.changes import job_changes
+    def box_changes(self):
+        from codexdash.changes import Changes
 
-        return job_changes(self.engine, self.job)
+        return Changes.from_json(self.box.diff(self.job.id))
 
     def show(self, lines: list[Line]) -> None:
         log = self.query_one(RichLog)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -17,8 +17,11 @@ from rich.text import Text
 from codexdash import format as fmt
 from codexdash.jobs import JobView
 from codexdash.render import sanitize
-from codexdash.store import Job, JobStatus
-from codexdash.ui.styles import ATTENTION, FAILURES, quiet_style, status_style
+from codexdash.store import JobStatus
+from codexdash.ui.styles import ATTENTION, FAILURES, quiet_style, stale_style, status_style
+from codexdash.views import ExternalView, external_view
+
+__all__ = ["COLUMNS", "BY_KEY", "Column", "ExternalView", "Row", "external_view", "fit"]
 
 # A live job whose session file has not grown for this long is stalled (the default; the
 # dashboard reads the setting `stall_after` where there is one).
@@ -28,22 +31,14 @@ EXTERNAL_MARK = "~"  # a Codex session codexdash did not start: read-only
 FOLLOW_UP_MARK = "↳"  # a follow-up on an earlier job's session
 
 
-class ExternalView(JobView):
-    """A Codex session codexdash did not start, shown as a row like a job's (read-only)."""
-
-
 def _model(row) -> str | None:
     """The model as the session names it, else as the job asked for it."""
     return getattr(row.view, "model", None) or row.job.model
 
 
-def external_view(s) -> ExternalView:
-    """An `ExternalSession` as a row: a Job record that is never stored, only shown."""
-    job = Job(id=s.session_id, marker="", status=s.status, argv="[]", cwd=s.cwd or "", prompt=s.prompt,
-              model=s.model, created_at=s.created_at, started_at=s.created_at, ended_at=s.ended_at, pid=s.pid,
-              session_file=s.session_file, session_id=s.session_id, tokens=s.tokens, error=s.error,
-              name=fmt.title(s.prompt) or "(no prompt)")
-    return ExternalView(job, tokens=s.tokens, tokens_detail=s.tokens_detail)
+def host_of(view: JobView) -> str:
+    """The box a row's job runs on ("local": this one)."""
+    return view.host
 
 
 @dataclass
@@ -84,9 +79,25 @@ class Row:
         j = self.job
         return j.name or fmt.title(j.prompt)
 
+    @property
+    def stale(self) -> str | None:
+        """Why the job's box did not answer at the last look (None: it did, or it is this box):
+        the row shows what the box said last, greyed."""
+        return getattr(self.view, "stale", None)
+
+    @property
+    def settled(self) -> tuple:
+        """What may still change in a finished job's row: drawn again only when this does."""
+        return (self.unseen, self.stale)
+
+
+UNREACHABLE = "? unreachable"
+
 
 def state_label(row: Row) -> str:
     status = row.job.status
+    if row.stale:
+        return UNREACHABLE
     if row.stalled:
         return "⚠ stalled"
     if status == JobStatus.FAILED_TO_START:
@@ -103,6 +114,8 @@ def state_rank(row: Row) -> tuple:
 
 
 def _state(row: Row, width: int) -> Text:
+    if row.stale:
+        return Text(state_label(row))
     if row.external and not row.job.is_live:
         return Text(state_label(row), style="italic")
     return Text(state_label(row), style=status_style(row.job.status, row.mono, row.stalled))
@@ -154,6 +167,22 @@ def _cwd(row: Row, width: int) -> Text:
     return Text(sanitize(fmt.one_line(last, width)))
 
 
+def _host(row: Row, width: int) -> Text:
+    return Text(sanitize(fmt.one_line(host_of(row.view), width)))
+
+
+def _greyed(cell: Callable[[Row, int], Text]) -> Callable[[Row, int], Text]:
+    """The cell, greyed when its box did not answer at the last look (the state says so)."""
+
+    def draw(row: Row, width: int) -> Text:
+        text = cell(row, width)
+        if row.stale:
+            text.stylize(stale_style(row.mono))
+        return text
+
+    return draw
+
+
 def _stats(row: Row):
     return row.view.stats
 
@@ -175,6 +204,7 @@ class Column:
 # In display order. Add a column with one line here.
 COLUMNS: list[Column] = [
     Column("state", "State", 13, 1, _state, state_rank, min_width=9),
+    Column("host", "Host", 8, 2, _host, lambda r: (host_of(r.view) != "local", host_of(r.view)), shown=False),
     Column("id", "Job", 10, 3, _id, lambda r: r.job.id),
     Column("name", "Name", 22, 0, _name, lambda r: r.name.lower(), min_width=10),
     Column("started", "Started", 7, 7, _started, lambda r: r.job.created_at, descending=True),
@@ -194,6 +224,7 @@ COLUMNS: list[Column] = [
     Column("prompt", "Prompt", 20, 6, lambda r, w: Text(sanitize(fmt.one_line(r.job.prompt, w))),
            lambda r: r.job.prompt.lower(), flex=True, min_width=12),
 ]
+COLUMNS = [replace(c, cell=_greyed(c.cell)) for c in COLUMNS]
 BY_KEY = {c.key: c for c in COLUMNS}
 DEFAULT_SORT = ("started", True)  # newest first
 CELL_PADDING = 1  # the table's padding on each side of a cell

@@ -1,7 +1,12 @@
-"""What the dashboard does to jobs: start, follow up, retry and kill. Dialogs only ask; each
-engine call runs in a worker thread and its result comes back as a message.
+"""What the dashboard does to jobs: start, follow up, retry, kill and show changes, on the box
+that owns the job. Dialogs only ask; each box call runs in a worker thread and its result
+comes back as a message.
 
-A mixin of the app (it uses the app's engine, `tell`, `refresh_jobs` and selection).
+This box keeps its fast path (the engine in this process: a kill holds the process's pidfd
+from the checks to the signal); another box is driven through the `Box` interface, and runs
+its own checks and kill: the dialog shows the checks as that box ran them.
+
+A mixin of the app (it uses the app's boxes and engine, `tell`, `refresh_jobs` and selection).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import replace
 import peewee
 from textual import work
 
+from codexdash.boxes import LOCAL, StartSpec
 from codexdash.errors import BadInput, CodexdashError
 from codexdash.jobs import JobView, StartRequest
 from codexdash.kill import KillFlow
@@ -19,6 +25,7 @@ from codexdash.ui.changes_screen import ChangesScreen
 from codexdash.ui.columns import ExternalView
 from codexdash.ui.kill_dialog import KillDialog
 from codexdash.ui.messages import KillDone, KillVerified, StartDone
+from codexdash.views import remote_view
 from codexdash.ui.start_dialog import StartDialog
 
 # What a worker may meet in the core; shown to the user, never a crash.
@@ -46,7 +53,11 @@ class JobActions:
         if v is None:
             self.let_keys_go()
             return
-        self.push_screen(ChangesScreen(self.engine, v.job))
+        self.push_screen(ChangesScreen(self.box_of(v), v.job))
+
+    def box_of(self, v: JobView):
+        """The box that owns the job (its checks, its kill, its files)."""
+        return self.boxes.get(v.host) or self.local_box
 
     # ---- starting a job: the dialog asks, a worker starts -------------------------------------
 
@@ -66,11 +77,11 @@ class JobActions:
             self.tell(f"job {j.id} has no Codex session to continue (no session file)", severity="warning")
             self.let_keys_go()
         else:
-            self._ask_start(StartRequest(prompt="", cwd=j.cwd, model=j.model, sandbox=j.sandbox, parent=j))
+            self._ask_start(StartRequest(prompt="", cwd=j.cwd, model=j.model, sandbox=j.sandbox, parent=j, host=v.host))
 
     def _ask_start(self, request: StartRequest | None = None, error: str = "") -> None:
         self.hold_keys()  # typed before the dialog is up: they go to its prompt, in order
-        self.push_screen(StartDialog(self.start_cwd, request, error), self._start_answered)
+        self.push_screen(StartDialog(self.start_cwd, request, error, hosts=list(self.boxes)), self._start_answered)
 
     def _start_answered(self, request: StartRequest | None) -> None:
         if request is None:
@@ -85,13 +96,15 @@ class JobActions:
             return
         self._starting += 1
         self._update_status()
-        self._retry(v.job.id)
+        self._retry(v.job.id, v.host)
 
     @work(thread=True, group="start")
     def _start(self, request: StartRequest) -> None:
         asked = replace(request, extra_args=list(request.extra_args))  # as typed: the engine may normalise its copy
         try:
-            if request.parent is not None:
+            if request.host != LOCAL:
+                job = self._start_on_box(request)
+            elif request.parent is not None:
                 job = self.engine.resume(request.parent, request.prompt, model=request.model, sandbox=request.sandbox,
                                           name=request.name)
             else:
@@ -103,11 +116,27 @@ class JobActions:
         else:
             self.post_message(StartDone(asked, job=job))
 
+    def _start_on_box(self, request: StartRequest):
+        """Starts (or follows up) on another box: the job as that box tells it."""
+        box = self.boxes[request.host]
+        if request.parent is not None:
+            data = box.resume(request.parent.id, request.prompt, model=request.model, sandbox=request.sandbox,
+                              name=request.name)
+        else:
+            data = box.start(StartSpec(prompt=request.prompt, cwd=request.cwd or None, model=request.model,
+                                       sandbox=request.sandbox, extra_args=list(request.extra_args), name=request.name))
+        self.look_again(request.host)
+        return remote_view(data, request.host).job
+
     @work(thread=True, group="start")
-    def _retry(self, job_id: str) -> None:
-        asked = StartRequest(prompt="", cwd="")
+    def _retry(self, job_id: str, host: str = LOCAL) -> None:
+        asked = StartRequest(prompt="", cwd="", host=host)
         try:
-            job = self.engine.retry(self.engine.find(job_id))
+            if host != LOCAL:
+                self.look_again(host)
+                job = remote_view(self.boxes[host].retry(job_id), host).job
+            else:
+                job = self.engine.retry(self.engine.find(job_id))
         except ENGINE_ERRORS as exc:
             self.post_message(StartDone(asked, error=f"retry of job {job_id}: {exc}"))
         else:
@@ -119,7 +148,8 @@ class JobActions:
         job = message.job
         if job is not None:
             how = f"follow-up on job {job.parent_id}" if job.parent_id else f"retry of job {job.retry_of}" if job.retry_of else "job"
-            self.tell(f"started {how}: {job.id} (PID {job.pid})")
+            where = "" if message.request.host == LOCAL else f" on {message.request.host}"
+            self.tell(f"started {how}{where}: {job.id} (PID {job.pid})")
             self.table.select_soon(job.id)
             self.refresh_jobs()
         elif message.bad_input and self.screen is self.screen_stack[0]:
@@ -132,7 +162,11 @@ class JobActions:
 
     def action_kill_job(self) -> None:
         v = self._job_to_act_on("kill")
-        if v is not None:
+        if v is None:
+            return
+        if v.host != LOCAL:
+            self._verify_remote_kill(v)
+        else:
             self._verify_kill(v.job.id)
 
     @work(thread=True, group="kill")

@@ -162,7 +162,7 @@ class JobsTable(DataTable):
         shown = [jid for jid in self._order if jid in self._cells]  # rows' order on screen
         for row in rows:
             jid = row.job.id
-            if self._final.get(jid) == row.unseen:
+            if self._final.get(jid) == row.settled:
                 continue
             cells = [col.cell(row, width) for col, width in self.fitted]
             plain = tuple((c.plain, str(c.style), tuple(str(s.style) for s in c.spans)) for c in cells)
@@ -175,7 +175,7 @@ class JobsTable(DataTable):
                         self.update_cell(jid, col.key, cell)
             self._cells[jid] = plain
             if not row.job.is_live:
-                self._final[jid] = row.unseen
+                self._final[jid] = row.settled
         if shown != wanted:
             self._reorder(wanted)
         self._order = wanted

@@ -50,6 +50,8 @@ KEYS: list[Key] = [
         "Table", footer=True, palette="Filter jobs / search the session"),
     Key("a", "toggle_history", "All", "finished jobs: the last day's, or all history",
         "Table", palette="Toggle all history"),
+    Key("b", "filter_box", "Box", "the jobs of every box, this box, or each other box in turn",
+        "Table", palette="Show the jobs of one box (every box, this one, each other in turn)"),
     Key("x", "toggle_external", "External", "show / hide Codex sessions codexdash did not start",
         "Table", palette="Show or hide external sessions"),
     Key("t", "toggle_threads", "Threads", "threads: a job's follow-ups right under it, on / off",

@@ -1,4 +1,5 @@
-"""The kill dialog: the identity checks with their results, and what will be sent.
+"""The kill dialog: the identity checks with their results (on another box: as that box ran
+them), and what will be sent.
 
 Focus starts on Cancel. When a check fails the dialog says which and why, and offers no kill.
 It only asks: the answer goes back to the app, which records it and acts in a worker.
@@ -26,18 +27,23 @@ class KillDialog(ModalScreen[bool]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, job: Job, report: IdentityReport, plan: list[KillStep]) -> None:
+    def __init__(self, job: Job, report: IdentityReport, plan: list[KillStep] | str, host: str = "local") -> None:
         super().__init__()
         self.job = job
         self.report = report
-        self.plan = plan
+        self.plan = plan if isinstance(plan, str) else describe_plan(plan)
+        self.host = host
 
     def compose(self) -> ComposeResult:
         r = self.report
         with Vertical(id="kill-dialog", classes="dialog"):
-            title = f"Kill job {self.job.id}?" if r.ok else f"Job {self.job.id} cannot be killed"
+            where = "" if self.host == "local" else f" on {self.host}"
+            title = f"Kill job {self.job.id}{where}?" if r.ok else f"Job {self.job.id}{where} cannot be killed"
             yield Static(Text(sanitize(title)), classes="dialog-title")
-            yield Static(Text(f"PID {self.job.pid}   {sanitize(' '.join(r.cmdline))[:400] or '(no command line)'}"), id="kill-command")
+            if self.host != "local":
+                yield Static(Text(sanitize(f"The checks as {self.host} ran them; {self.host} checks again and kills."),
+                                  style="dim"), id="kill-where")
+            yield Static(Text(f"PID {r.pid if r.pid is not None else self.job.pid}   {sanitize(' '.join(r.cmdline))[:400] or '(no command line)'}"), id="kill-command")
             checks = Text()
             for c in r.checks:
                 checks.append("✔ " if c.ok else "✖ ", style="green" if c.ok else "bold red")
@@ -45,7 +51,7 @@ class KillDialog(ModalScreen[bool]):
                 checks.append(sanitize(c.detail) + "\n")
             yield Static(checks, id="kill-checks")
             if r.ok:
-                yield Static(Text("Will send: " + describe_plan(self.plan)), id="kill-plan")
+                yield Static(Text("Will send: " + sanitize(self.plan)), id="kill-plan")
             else:
                 yield Static(Text("Refused: " + sanitize(r.reason()) + ". Nothing will be sent."), id="kill-refused", classes="dialog-error")
             with Horizontal(classes="buttons"):

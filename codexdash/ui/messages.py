@@ -54,6 +54,15 @@ class KillVerified(Message):
 
 
 @dataclass
+class RemoteKillVerified(Message):
+    """Another box ran the identity checks of its job: to be shown (as it ran them) and answered."""
+
+    host: str
+    job: Job
+    report: object  # identity.IdentityReport, from the box's answer
+
+
+@dataclass
 class KillDone(Message):
     """A kill attempt is over (carried out, refused, cancelled or failed); `text` is what to tell."""
 

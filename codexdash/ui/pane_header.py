@@ -13,13 +13,16 @@ from codexdash.ui.session_log import SessionLog
 QUERY_SHOWN = 24  # characters of the search shown in the header
 
 
-def title_text(job: Job | None, model: str | None, tokens: int | None) -> Text:
-    """`Session a1b2c3d4e5 · gpt-5 · Σ 1,234 tokens · name`: the name last, cut first."""
+def title_text(job: Job | None, model: str | None, tokens: int | None, host: str = "local") -> Text:
+    """`Session a1b2c3d4e5 · gpt-5 · Σ 1,234 tokens · name`: the name last, cut first; a job on
+    another box says which (`Session a1b2c3d4e5 on box1 · …`)."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("Session", style="bold")
     if job is None:
         return text
     text.append(f" {job.id}", style="bold")
+    if host != "local":
+        text.append(f" on {sanitize(host)}", style="bold")
     model = model or job.model
     text.append(f" · {sanitize(model)}" if model else " · model -", style="cyan" if model else "dim")
     text.append(f" · Σ {tokens:,} tokens" if tokens is not None else " · Σ - tokens", style="" if tokens is not None else "dim")

@@ -36,10 +36,20 @@ class SavedState:
     threads: bool = False  # a job's follow-ups shown right under it
     unseen: list[str] = field(default_factory=list)  # finished jobs not looked at yet
     closed_at: float | None = None  # when the last dashboard closed: jobs ending after are unseen
+    host_offered: bool = False  # the Host column was added once other boxes were configured
+
+    def offer_host_column(self) -> None:
+        """With other boxes configured, the Host column is shown (after the state), once: an
+        operator who hides it then keeps it hidden."""
+        if not self.host_offered and "host" not in self.columns:
+            at = self.columns.index("state") + 1 if "state" in self.columns else 0
+            self.columns.insert(at, "host")
+        self.host_offered = True
 
     def as_json(self) -> dict:
         return {"columns": self.columns, "widths": self.widths, "sort": list(self.sort),
-                "hide_external": self.hide_external, "threads": self.threads, "unseen": self.unseen[-MAX_UNSEEN:], "closed_at": self.closed_at}
+                "hide_external": self.hide_external, "threads": self.threads, "unseen": self.unseen[-MAX_UNSEEN:],
+                "closed_at": self.closed_at, "host_offered": self.host_offered}
 
 
 def parse(data: object) -> SavedState:
@@ -66,6 +76,8 @@ def parse(data: object) -> SavedState:
     unseen = data.get("unseen")
     if isinstance(unseen, list):
         state.unseen = [j for j in unseen if isinstance(j, str) and len(j) <= 64][-MAX_UNSEEN:]
+    if isinstance(data.get("host_offered"), bool):
+        state.host_offered = data["host_offered"]
     closed = data.get("closed_at")
     if isinstance(closed, (int, float)) and not isinstance(closed, bool) and closed > 0:
         state.closed_at = float(closed)

@@ -6,11 +6,12 @@ by the stop when another job is shown); every new line is parsed once. What was 
 kept (`SessionItems`) and drawn by `SessionLog`, which wraps it to the pane's width. Where
 follow-ups share the file, each job's part opens with a rule naming the job and how it ended.
 Follow pauses while the user is scrolled up or reading a search match, and resumes when they
-come back to the bottom.
+come back to the bottom. A job on another box is followed through its box (remote_session.py).
 """
 
 from __future__ import annotations
 
+import time
 
 from rich.text import Text
 from textual import work
@@ -29,6 +30,7 @@ from codexdash.tail import open_session
 from codexdash.thread import thread_parts
 from codexdash.ui.messages import SessionUpdate
 from codexdash.ui.pane_header import error_text, state_text, title_text
+from codexdash.ui.remote_session import RemoteSession
 from codexdash.ui.session_items import SessionItems, first_offset
 from codexdash.ui.session_log import SessionLog
 
@@ -37,7 +39,7 @@ __all__ = ["SessionLog", "SessionPane"]
 INITIAL_EVENTS = 1000
 
 
-class SessionPane(Vertical):
+class SessionPane(RemoteSession, Vertical):
     follow: reactive[bool] = reactive(True)
     raw: reactive[bool] = reactive(False)
 
@@ -49,7 +51,11 @@ class SessionPane(Vertical):
         self.items = SessionItems()
         self._engine_tokens: int | None = None  # the engine's figure, until the file gives one
         self._note = ""
+        self._box_note = ""  # the job's box does not answer: why, and since when
         self._stop: Stop | None = None
+        self.boxes: dict = {}  # the boxes by name: a job on another box is followed through its box
+        self.host = "local"
+        self._remote_init()
 
     def compose(self) -> ComposeResult:
         self.title_line = Static("", id="pane-title")
@@ -70,30 +76,42 @@ class SessionPane(Vertical):
         """Shows this job's session (opened again only if another job or file is shown), its
         figures, and the parts of the jobs sharing its file."""
         job = view.job if view is not None else None
+        host = view.host if view is not None else "local"
         path = job.session_file if job is not None else None
+        if host != "local" and job is not None:
+            path = f"{host}:{job.id}"  # followed through its box, whatever its file there
+            lost = self.retry_at is not None and time.monotonic() >= self.retry_at
+            if lost and not getattr(view, "stale", None):  # the box answers again: follow again
+                self.path = None
         if job is None or job.id != self.job_id or path != self.path:
-            self._open(job, path)
+            self._open(job, path, host)
         self.job = job
         self._engine_tokens = view.total_tokens if view is not None else None
-        parts = thread_parts(path, (v.job for v in views))
+        stale = getattr(view, "stale", None)
+        self._box_note = (f"{host} ✖ {stale} · last seen {time.strftime('%H:%M:%S', time.localtime(view.seen_at))}"
+                          if stale else "")
+        parts = thread_parts(path, (v.job for v in views)) if host == "local" else []
         if parts != self.items.parts:
             self.items.parts = parts
             self._render_all()
         self._update_header()
 
-    def _open(self, job: Job | None, path: str | None) -> None:
+    def _open(self, job: Job | None, path: str | None, host: str = "local") -> None:
         self._stop_following()
-        self.job_id, self.path, self.job = (job.id if job else None), path, job
+        self.job_id, self.path, self.job, self.host = (job.id if job else None), path, job, host
         self.items = SessionItems()
         self._note = ""
         self.log_view.find("")
         self.log_view.stick()
-        if job is not None and path is not None:
+        if host != "local" and job is not None and path is not None:
+            self._open_remote(self.boxes[host], job.id, path)
+        elif job is not None and path is not None:
             self._stop = Stop()
             self._follow(job.id, path, self._stop)
         self._render_all()
 
     def _stop_following(self) -> None:
+        self._close_remote()
         if self._stop is not None:
             self._stop.set()
             self._stop = None
@@ -141,6 +159,8 @@ class SessionPane(Vertical):
             return
         if self.job is None or self.path is None:
             self.log_view.set_lines([Text(self._placeholder(), style="dim italic")])
+        elif self.host != "local":
+            self.log_view.set_lines(self._remote_texts)
         else:
             self.log_view.set_lines(self.items.render(self.raw, self.job_id))
 
@@ -157,8 +177,9 @@ class SessionPane(Vertical):
         if not self.is_mounted:
             return
         tokens = self.items.tokens if self.items.tokens is not None else self._engine_tokens
-        self.title_line.update(title_text(self.job, self.items.model, tokens))
-        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, self._note))
+        self.title_line.update(title_text(self.job, self.items.model, tokens, self.host))
+        note = " · ".join(n for n in (self._box_note, self._note) if n)
+        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, note))
         error = error_text(self.job)
         self.error_line.set_class(error is None, "hidden")
         self.error_line.update(error or "")
@@ -178,7 +199,10 @@ class SessionPane(Vertical):
         self._update_header()
 
     def watch_raw(self, _raw: bool) -> None:
-        if self.is_mounted:
+        if self.is_mounted and self.host != "local" and self.job is not None and self.path is not None:
+            self._open(self.job, self.path, self.host)  # the box sends the lines in the other form
+            self._update_header()
+        elif self.is_mounted:
             self._render_all()
             self._update_header()
 

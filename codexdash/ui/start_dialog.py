@@ -1,5 +1,6 @@
-"""The start dialog: prompt, name, working directory, model, sandbox and extra Codex arguments;
-for a follow-up, the prompt, model and sandbox (the rest is the parent job's).
+"""The start dialog: the box (this one by default, or a configured one), prompt, name,
+working directory, model, sandbox and extra Codex arguments; for a follow-up, the prompt, model
+and sandbox (the rest is the parent job's, and it runs on the parent's box).
 
 It only asks: ctrl+s returns the request, escape returns None, and the app starts the job in a
 worker. A request the engine turns down comes back here, filled in as typed, with the reason.
@@ -19,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from codexdash import format as fmt
+from codexdash.boxes import LOCAL
 from codexdash.jobs import SANDBOX_MODES, StartRequest
 from codexdash.render import sanitize
 from codexdash.store import Job
@@ -33,12 +35,14 @@ class StartDialog(ModalScreen[StartRequest | None]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    def __init__(self, cwd: str, request: StartRequest | None = None, error: str = "", parent: Job | None = None) -> None:
+    def __init__(self, cwd: str, request: StartRequest | None = None, error: str = "", parent: Job | None = None,
+                 hosts: list[str] | None = None) -> None:
         super().__init__()
         self.default_cwd = cwd
         self.parent_job = parent or (request.parent if request else None)
         self.filled = request or StartRequest(prompt="", cwd=cwd)
         self.error = error
+        self.hosts = hosts or [LOCAL]
 
     @property
     def follow_up(self) -> bool:
@@ -49,10 +53,15 @@ class StartDialog(ModalScreen[StartRequest | None]):
         with Vertical(id="start-dialog", classes="dialog"):
             if parent is None:
                 yield Static("Start a Codex job", classes="dialog-title")
+                if len(self.hosts) > 1:
+                    yield Label("Box")
+                    yield Select([(h if h != LOCAL else f"{LOCAL} (this box)", h) for h in self.hosts], id="host",
+                                 compact=True, allow_blank=False, value=r.host if r.host in self.hosts else LOCAL)
             else:
                 name = parent.name or fmt.title(parent.prompt)
                 yield Static(Text(sanitize(f"Follow-up on job {parent.id} · {fmt.one_line(name, 50)}")), classes="dialog-title")
-                yield Static(Text(sanitize(f"Continues its Codex session in {parent.cwd}")), classes="dim")
+                where = "" if r.host == LOCAL else f" on {r.host}"
+                yield Static(Text(sanitize(f"Continues its Codex session in {parent.cwd}{where}")), classes="dim")
             yield Label("Prompt")
             yield TextArea(r.prompt, id="prompt", soft_wrap=True, show_line_numbers=False, compact=True, tab_behavior="focus")
             if parent is None:
@@ -62,7 +71,7 @@ class StartDialog(ModalScreen[StartRequest | None]):
                         yield Input(r.name or "", id="name", compact=True, placeholder=fmt.title(r.prompt))
                     with Vertical():
                         yield Label("Working directory")
-                        yield Input(r.cwd, id="cwd", compact=True)
+                        yield Input(r.cwd, id="cwd", compact=True, placeholder="the box's home directory")
             with Horizontal(classes="row"):
                 with Vertical():
                     yield Label("Model (empty: Codex's default)" if parent is None else "Model (empty: the job's)")
@@ -86,6 +95,23 @@ class StartDialog(ModalScreen[StartRequest | None]):
         self.set_focus(self.query_one("#prompt", TextArea))
         self.app.let_keys_go()  # the keys typed while it opened, in order, to its fields
 
+    def on_select_changed(self, event: Select.Changed) -> None:
+        """Another box: the directory typed for this one means nothing there (empty: its home)."""
+        if event.select.id != "host":
+            return
+        cwd = self.query_one("#cwd", Input)
+        if event.value != LOCAL and cwd.value == self.default_cwd:
+            cwd.value = ""
+        elif event.value == LOCAL and not cwd.value:
+            cwd.value = self.default_cwd
+
+    @property
+    def host(self) -> str:
+        if self.parent_job is not None:
+            return self.filled.host
+        chosen = self.query_one("#host", Select).value if len(self.hosts) > 1 else LOCAL
+        return chosen if isinstance(chosen, str) else LOCAL
+
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         if not self.follow_up:
             self.query_one("#name", Input).placeholder = fmt.title(event.text_area.text)
@@ -108,18 +134,20 @@ class StartDialog(ModalScreen[StartRequest | None]):
         prompt = self.query_one("#prompt", TextArea).text
         sandbox = sandbox if isinstance(sandbox, str) else None
         if self.parent_job is not None:
-            return StartRequest(prompt=prompt, cwd=self.parent_job.cwd, model=model, sandbox=sandbox, parent=self.parent_job)
+            return StartRequest(prompt=prompt, cwd=self.parent_job.cwd, model=model, sandbox=sandbox, parent=self.parent_job,
+                                host=self.host)
         try:
             extra = shlex.split(self.query_one("#extra", Input).value)
         except ValueError as exc:
             raise ValueError(f"extra arguments: {exc}") from None
         return StartRequest(
             prompt=prompt,
-            cwd=self.query_one("#cwd", Input).value.strip() or self.default_cwd,
+            cwd=self.query_one("#cwd", Input).value.strip() or (self.default_cwd if self.host == LOCAL else ""),
             model=model,
             sandbox=sandbox,
             extra_args=extra,
             name=self.query_one("#name", Input).value.strip() or None,
+            host=self.host,
         )
 
     def action_start(self) -> None:

@@ -76,6 +76,10 @@ class Facts:
     query: str = ""
     mono: bool = False
     sort: str = ""  # the sort, when its column is not in the table to show it
+    # With other boxes configured: (box, jobs shown, why it is greyed or None, when it last
+    # answered) for this box and each other; and the one box shown, when filtered to one.
+    boxes: tuple = ()
+    box_filter: str | None = None
 
 
 def build(f: Facts) -> list[Part]:
@@ -94,6 +98,7 @@ def build(f: Facts) -> list[Part]:
     if f.starting:
         style = bold_or("yellow")
         parts.append(Part(_t(f"starting {f.starting}…", style), (_t(f"◌{f.starting}…", style), 1)))
+    parts.extend(_boxes(f))
     counts = Counter(f.statuses)
     for status in [*JobStatus.LIVE, *JobStatus.FINISHED]:
         if not counts.get(status):
@@ -117,6 +122,28 @@ def build(f: Facts) -> list[Part]:
                       + ["external hidden"] * f.hide_external + ["threads"] * f.threads)
     parts.append(Part(_t(view, "dim"), (gone, 8)))
     parts.append(Part(_t(f"CODEX_HOME {sanitize(f.codex_home)}", "dim"), (gone, 9)))
+    return parts
+
+
+def _boxes(f: Facts) -> list[Part]:
+    """Jobs per box (`local 2 box1 3`); a box that does not answer says why and since when."""
+    gone = _t("")
+    parts: list[Part] = []
+    if len(f.boxes) < 2:
+        return parts
+    if f.box_filter is not None:
+        style = "bold" if f.mono else "bold yellow"
+        parts.append(Part(_t(f"only {sanitize(f.box_filter)}:", style), (_t(f"{sanitize(f.box_filter)}:", style), 2)))
+    for name, n, problem, since in f.boxes:
+        name = sanitize(name)
+        if problem is None:
+            parts.append(Part(_t(f"{name} {n}", "dim" if f.box_filter not in (None, name) else ""), (gone, 6)))
+        else:
+            style = "bold reverse" if f.mono else "bold red"
+            # The reason is the first thing to go (the toast and the pane tell it too); the time
+            # of the last good look stays as long as it can.
+            parts.append(Part(_t(f"{name} ✖ {sanitize(problem)} · {since}", style), (_t(f"{name} ✖ {since}", style), 5),
+                              (_t(f"{name} ✖ {since.removeprefix('last seen ')}", style), 3), (_t(f"{name} ✖", style), 2)))
     return parts
 
 

@@ -66,3 +66,9 @@ def status_style(status: str, mono: bool, stalled: bool = False) -> str:
 def quiet_style(mono: bool) -> str:
     """Secondary text (a finished job's PID): dim in colour, plain under NO_COLOR."""
     return "" if mono else "dim"
+
+
+def stale_style(mono: bool) -> str:
+    """A row whose box did not answer at the last look: greyed (italic under NO_COLOR, where
+    there is no grey); its state says "unreachable" in words too."""
+    return "italic" if mono else "dim"

@@ -1,0 +1,181 @@
+"""The dashboard over several boxes: this box and two boxes reached by ssh (a real sshd each,
+its own PID namespace, store and CODEX_HOME), driven with Pilot as an operator drives it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import Select, Static, TextArea
+
+from codexdash.ui.app import CodexdashApp
+from codexdash.ui.changes_screen import ChangesScreen
+from codexdash.ui.columns import BY_KEY, UNREACHABLE
+from codexdash.ui.kill_dialog import KillDialog
+from codexdash.ui.start_dialog import StartDialog
+from tests.conftest import wait_for
+from tests.ssh_boxes import make_fleet, tear_down, why_not
+from tests.ui_support import log_text, table_text, until
+
+pytestmark = pytest.mark.skipif(why_not() is not None, reason=f"SSH boxes: {why_not()}")
+
+SIZE = (160, 36)
+
+
+@pytest.fixture
+def fleet(sandbox):
+    fleet = make_fleet(sandbox, ["box1", "box2"])
+    yield fleet
+    tear_down(fleet)
+
+
+@pytest.fixture
+def app(sandbox, fleet, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(fleet.runtime_dir))  # ssh's control sockets, as the CLI's
+    sandbox.engine.settings = sandbox.settings.with_overrides(
+        refresh_interval=0.2, hosts=tuple(fleet.boxes), ssh_command=("ssh", "-F", str(fleet.ssh_config)))
+    return CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=tmp_path / "dashboard.json")
+
+
+def start(fleet, host: str, prompt: str) -> dict:
+    done = fleet.cli("--host", host, "start", "--json", prompt)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def status(fleet, host: str, job_id: str) -> str:
+    return json.loads(fleet.cli("--host", host, "show", job_id, "--json").stdout)["status"]
+
+
+def row(app, job_id: str):
+    return next((r for r in app.table.rows_for(app.shown_views()) if r.job.id == job_id), None)
+
+
+def status_line(app) -> str:
+    return str(app.status_line.render())
+
+
+async def select(pilot, app, job_id: str) -> None:
+    app.table.select_soon(job_id)
+    app._show_table()
+    await until(pilot, lambda: app.table.selected_job_id == job_id, message=f"job {job_id} selected")
+
+
+async def test_rows_of_every_box_with_their_host(sandbox, fleet, app):
+    here = sandbox.start("SLEEP 60")
+    one = start(fleet, "box1", "SLEEP 60")
+    two = start(fleet, "box2", "SLEEP 60")
+    assert one["pid"] == two["pid"]  # two boxes, one PID: told apart by their host
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: all(row(app, j) for j in (here.id, one["id"], two["id"])), message="rows of 3 boxes")
+        assert "host" in app.table.shown_keys
+        rows = {j: row(app, j) for j in (here.id, one["id"], two["id"])}
+        assert [r.view.host for r in rows.values()] == ["local", "box1", "box2"]
+        assert rows[one["id"]].job.pid == rows[two["id"]].job.pid and not rows[two["id"]].stale
+        assert "box1" in table_text(app) and "box2" in table_text(app)
+        await until(pilot, lambda: "local 1 box1 1 box2 1" in status_line(app), message="jobs per box")
+        await pilot.press("b")  # every box → this box → box1 → box2 → every box
+        assert [r.job.id for r in app.table.rows_for(app.shown_views())] == [here.id]
+        await pilot.press("b", "b")
+        assert [r.job.id for r in app.table.rows_for(app.shown_views())] == [two["id"]]
+        assert "only box2:" in status_line(app)
+        await pilot.press("b")
+        assert len(app.table.rows_for(app.shown_views())) == 3
+
+
+async def test_kill_on_a_box_from_the_dialog(fleet, app):
+    one = start(fleet, "box1", "SLEEP 60")
+    two = start(fleet, "box2", "SLEEP 60")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: row(app, one["id"]) and row(app, two["id"]), message="both boxes' rows")
+        await select(pilot, app, two["id"])
+        await pilot.press("k")
+        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
+        title = str(dialog.query_one(".dialog-title", Static).render())
+        assert title == f"Kill job {two['id']} on box2?"
+        checks = str(dialog.query_one("#kill-checks", Static).render())
+        assert "✔ marker" in checks and "✔ start time" in checks and "✖" not in checks
+        assert "as box2 ran them" in str(dialog.query_one("#kill-where", Static).render())
+        await pilot.press("y")
+        await until(pilot, lambda: row(app, two["id"]).job.status == "killed", timeout=30, message="killed, as box2 says")
+        assert status(fleet, "box2", two["id"]) == "killed"
+        assert fleet.boxes["box2"].process(two["pid"]) is None
+        assert status(fleet, "box1", one["id"]) == "running"  # the same PID on box1 was never touched
+        assert fleet.boxes["box1"].process(one["pid"]).is_running()
+
+
+async def test_a_box_taken_down_is_greyed_and_comes_back(sandbox, fleet, app):
+    two = start(fleet, "box2", "SLEEP 60")
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: row(app, two["id"]), message="box2's row")
+        box2 = fleet.boxes["box2"]
+        box2.stop_sshd()
+        await until(pilot, lambda: row(app, two["id"]).stale, timeout=30, message="box2's row greyed")
+        r = row(app, two["id"])
+        assert "unreachable" in r.stale and UNREACHABLE in table_text(app)
+        name = BY_KEY["name"].cell(r, 20)
+        assert any("dim" in str(span.style) for span in name.spans)  # greyed, every cell
+        await until(pilot, lambda: "box2 ✖" in status_line(app), message="the box's trouble in the status line")
+        assert "box2 ✖ unreachable" in status_line(app) and "last seen" in status_line(app)
+        here = sandbox.start("SLEEP 60")  # this box's rows refresh all the while
+        await until(pilot, lambda: row(app, here.id), message="a new local job while box2 is down")
+        box2.start_sshd(box2.root / "sshd_config")
+        await until(pilot, lambda: not row(app, two["id"]).stale, timeout=30, message="box2 back")
+        assert "box2 1" in status_line(app) and row(app, two["id"]).job.status == "running"
+
+
+async def test_start_follow_up_retry_and_changes_on_a_box(fleet, app):
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await until(pilot, lambda: app.looks["box1"].last_good, message="box1 answered")
+        await pilot.press("n")
+        dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the start dialog")
+        assert dialog.query_one("#host", Select).value == "local"  # this box by default
+        dialog.query_one("#host", Select).value = "box1"
+        await pilot.pause()
+        dialog.query_one("#prompt", TextArea).text = "ECHO done on box1"
+        await pilot.press("ctrl+s")
+        listed = lambda: json.loads(fleet.cli("--host", "box1", "list", "--json").stdout)  # noqa: E731
+        (job,) = wait_for(listed, timeout=30, message="the job on box1")
+        assert job["cwd"] == str(fleet.boxes["box1"].root / "home")  # the box's home, not this box's directory
+        await until(pilot, lambda: row(app, job["id"]) and row(app, job["id"]).job.status == "completed",
+                    timeout=30, message="the job done, in the table")
+        assert row(app, job["id"]).view.host == "box1"
+        await select(pilot, app, job["id"])
+        await pilot.press("c")
+        dialog = await until(pilot, lambda: isinstance(app.screen, StartDialog) and app.screen, message="the follow-up dialog")
+        dialog.query_one("#prompt", TextArea).text = "ECHO again"
+        await pilot.press("ctrl+s")
+        follow_up = wait_for(lambda: [j for j in listed() if j["parent_id"] == job["id"]], timeout=30, message="the follow-up")
+        await until(pilot, lambda: row(app, follow_up[0]["id"]), timeout=30, message="the follow-up's row")
+        await select(pilot, app, job["id"])
+        await pilot.press("R")
+        retry = wait_for(lambda: [j for j in listed() if j["retry_of"] == job["id"]], timeout=30, message="the retry on box1")
+        await until(pilot, lambda: row(app, retry[0]["id"]), timeout=30, message="the retry's row")
+        await select(pilot, app, job["id"])
+        await pilot.press("d")
+        screen = await until(pilot, lambda: isinstance(app.screen, ChangesScreen) and app.screen, message="the Changes view")
+        assert "on box1" in str(screen.query_one(".dialog-title", Static).render())
+        await until(pilot, lambda: "changed" in "\n".join(str(line.text) for line in screen.query_one("RichLog").lines),
+                    timeout=30, message="box1's changes")
+
+
+async def test_the_pane_follows_a_session_on_a_box(fleet, app):
+    job = start(fleet, "box1", "STREAM 60")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row(app, job["id"]), message="box1's row")
+        await select(pilot, app, job["id"])
+        await until(pilot, lambda: "step 2 of 60" in log_text(app), timeout=30, message="box1's session in the pane")
+        await until(pilot, lambda: "step 4 of 60" in log_text(app), timeout=30, message="lines as they come")
+        assert "› STREAM 60" in log_text(app) and "on box1" in str(app.pane.title_line.render())
+        # The box's sshd goes away mid-follow (the job lives on there): said in the pane; once
+        # the box answers again, the pane follows again.
+        box1 = fleet.boxes["box1"]
+        box1.stop_sshd()
+        state = lambda: str(app.pane.state_line.render())  # noqa: E731
+        await until(pilot, lambda: "connection was lost" in state(), timeout=30, message="the lost follow said")
+        await until(pilot, lambda: "box1 ✖" in state(), timeout=30, message="the box's trouble in the pane")
+        box1.start_sshd(box1.root / "sshd_config")
+        await until(pilot, lambda: "connection was lost" not in state() and "box1 ✖" not in state(), timeout=40,
+                    message="the pane following again")
+        shown = len(log_text(app).splitlines())
+        await until(pilot, lambda: len(log_text(app).splitlines()) > shown, timeout=30, message="new lines again")
