@@ -1,7 +1,7 @@
 """Runs every benchmark and prints each figure beside its target and its reference.
 
-    python bench/run.py            # all (about 13 minutes: idle takes 2, pause 3, first-minute 1, memory 3)
-    python bench/run.py tail open  # some: tail, pause, open, startup, idle, first-minute, scale, memory, ops
+    python bench/run.py            # all (about 14 minutes: idle takes 2, pause 3, first-minute 1, memory 3, boxes 1)
+    python bench/run.py tail open  # some: tail, pause, open, startup, idle, first-minute, scale, memory, ops, boxes
 
 The figures are also written to bench/results.json; BENCHMARKS.md keeps the latest run.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import boxes  # noqa: E402
 import idle  # noqa: E402
 import idle_first_minute  # noqa: E402
 import job_ops  # noqa: E402
@@ -25,7 +26,7 @@ import tail_latency  # noqa: E402
 from common import report  # noqa: E402
 
 SUITES = {"tail": tail_latency, "pause": pause, "open": open_large, "startup": startup, "idle": idle, "scale": scale, "ops": job_ops}
-SUITES.update({"first-minute": idle_first_minute, "memory": memory})
+SUITES.update({"first-minute": idle_first_minute, "memory": memory, "boxes": boxes})
 
 
 def main(names: list[str]) -> int:
