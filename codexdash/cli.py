@@ -340,9 +340,15 @@ def cmd_list(args, ctx: Context) -> int:
         return list_all_hosts(args, ctx)
     rows = None
     if not ctx.remote:  # this box: read straight from the store unless the engine has work to do
-        from codexdash.listing import quick_listing
+        from codexdash.listing import quick_listing, quick_listing_text
 
-        rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
+        if args.json and not sys.stdout.isatty():  # compact JSON, written from the rows
+            text = quick_listing_text(ctx.settings, all_history=args.all, external=not args.no_external)
+            if text is not None:
+                print(text)
+                return 0
+        else:
+            rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
     if rows is None:
         rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
