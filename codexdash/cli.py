@@ -10,7 +10,6 @@ import json
 import os
 import shlex
 import re
-import sqlite3
 import sys
 import time
 
@@ -245,10 +244,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _database_error(exc: Exception) -> bool:
-    """An error of SQLite or peewee (peewee is asked only if it was loaded: it is loaded
-    only with the store, and `--help` or `--version` need neither)."""
-    peewee = sys.modules.get("peewee")
-    return isinstance(exc, sqlite3.Error) or (peewee is not None and isinstance(exc, peewee.PeeweeException))
+    """An error of SQLite or peewee (each asked only if it was loaded: sqlite3 is loaded with
+    the store or a quick look, peewee only with the store; `logs FILE`, `--help` or `--version`
+    need neither)."""
+    sqlite3, peewee = sys.modules.get("sqlite3"), sys.modules.get("peewee")
+    return (sqlite3 is not None and isinstance(exc, sqlite3.Error)) or \
+        (peewee is not None and isinstance(exc, peewee.PeeweeException))
 
 
 # Arguments that name a file codexdash only opens may be any bytes, as file names may be; every

@@ -230,3 +230,23 @@ def test_list_json_piped_is_the_listing_as_json_writes_it(sandbox):
     assert comparable(rows) == comparable(quick_listing(sandbox.settings))
     expected = json.dumps([r for r in quick_listing(sandbox.settings) if r["id"] == done.id], ensure_ascii=False)[1:-1]
     assert expected in listed.stdout
+
+
+def test_logs_of_a_session_file_opens_no_store_and_loads_no_orm_psutil_or_watchfiles(sandbox, tmp_path):
+    from tests.conftest import SAMPLES
+
+    path = tmp_path / "rollout-2026-01-01T00-00-00-0199a213-81c0-7800-8aa1-bbab2a035a53.jsonl"
+    path.write_bytes((SAMPLES / "completed-tool-call.jsonl").read_bytes())
+    not_a_store = tmp_path / "not-a-store.db"
+    not_a_store.write_bytes(b"this is not an SQLite database\n" * 100)
+    code = ("import sys, io; from codexdash.cli import main; out = sys.stdout; sys.stdout = io.StringIO(); "
+            f"code = main(['logs', {str(path)!r}, '--tail', '20']); shown = sys.stdout.getvalue(); sys.stdout = out; "
+            "print(repr(shown)); "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({[*HEAVY, 'watchfiles', 'sqlite3']!r}))); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=sandbox.env(CODEXDASH_DB=str(not_a_store)))
+    assert done.returncode == 0, done.stderr
+    shown, loaded = done.stdout.splitlines()
+    assert eval(loaded) == []  # noqa: S307 - our own print of a list of names
+    assert "hi from mock" in eval(shown) and eval(shown) == sandbox.cli("logs", str(path), "--tail", "20").stdout  # noqa: S307
+    assert not_a_store.read_bytes().startswith(b"this is not")
