@@ -12,11 +12,14 @@ the start (zstd cannot be read from the end), and reads it again only if it is r
 
 from __future__ import annotations
 
+import io
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from codexdash.events import Event, Kind, SessionParser, decode_line
 
@@ -60,24 +63,51 @@ def _zstandard(path: Path | str):
     return zstandard
 
 
+@contextmanager
+def _decompressing(fd: int, path: Path | str, whole: bool = True):
+    """The zstd stream reader over the file open on `fd`, from its start and across all its
+    frames. Raises CompressedUnreadable when the library is missing, when the data is damaged
+    (as it is read), or, `whole`, when the frames do not end where the file does."""
+    zstandard = _zstandard(path)
+    # The streaming reader takes a file cut inside a frame for a shorter one, silently: the
+    # frames are checked to end where the file does before anything is read.
+    if whole and not zstd_frames_complete(fd, os.fstat(fd).st_size):
+        raise CompressedUnreadable(path, "cut short or damaged (its zstd frames do not end where the file does)")
+    with open(fd, "rb", closefd=False) as fh:
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False)
+        try:
+            yield reader
+        except zstandard.ZstdError as exc:
+            raise CompressedUnreadable(path, f"its data is damaged ({exc})") from None
+
+
 def decompressed_blocks(fd: int, path: Path | str) -> Iterator[bytes]:
     """The decompressed content of the zstd file open on `fd`, from its start, in blocks of at
     most READ_CHUNK bytes however well it compressed (a streaming reader: bounded memory).
 
     Raises CompressedUnreadable when the library is missing or the data is cut short or damaged.
     """
-    zstandard = _zstandard(path)
-    # The streaming reader takes a file cut inside a frame for a shorter one, silently: the
-    # frames are checked to end where the file does before anything is read.
-    if not zstd_frames_complete(fd, os.fstat(fd).st_size):
-        raise CompressedUnreadable(path, "cut short or damaged (its zstd frames do not end where the file does)")
-    with open(fd, "rb", closefd=False) as fh:
-        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False)
-        try:
-            while block := reader.read(READ_CHUNK):
-                yield block
-        except zstandard.ZstdError as exc:
-            raise CompressedUnreadable(path, f"its data is damaged ({exc})") from None
+    with _decompressing(fd, path) as reader:
+        while block := reader.read(READ_CHUNK):
+            yield block
+
+
+@contextmanager
+def session_stream(path: Path | str, whole: bool = True) -> Iterator[BinaryIO]:
+    """A session file's content from its start, as a binary file to read or readline: the file
+    itself, or a compressed one's decompressed bytes (through the same reader as the tail's).
+    `whole=False` reads the start of a compressed file whose end is cut or not written yet
+    (its head is sound all the same); errors are CompressedUnreadable, an OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if is_compressed(path):
+            with _decompressing(fd, path, whole) as reader:
+                yield io.BufferedReader(reader, READ_CHUNK)
+        else:
+            with open(fd, "rb", closefd=False) as fh:
+                yield fh
+    finally:
+        os.close(fd)
 
 
 _ZSTD_MAGIC = 0xFD2FB528

@@ -136,6 +136,23 @@ def test_a_compressed_session_reads_as_its_plain_twin(tmp_path):
         assert opened.read_more().events == []
 
 
+def test_the_head_and_a_turns_lines_of_a_compressed_session_are_read_across_its_frames(tmp_path):
+    """read_head and read_turn_lines read a compressed file through the tail's own reader: every
+    frame (here one a line, so the prompt is in a later one), and the head of a file cut short."""
+    from codexdash.changes import read_turn_lines
+    from codexdash.session_files import read_head
+
+    plain = SAMPLES / "completed-tool-call.jsonl"
+    lines = plain.read_bytes().splitlines(keepends=True)
+    path = tmp_path / (plain.name + ".zst")
+    path.write_bytes(compress(plain.read_bytes(), frames=len(lines)))
+    assert read_head(path) == read_head(plain) and read_head(plain).prompt
+    assert list(read_turn_lines(path)) == list(read_turn_lines(plain)) == lines
+    assert list(read_turn_lines(path, len(lines[0]), len(lines[0]) + len(lines[1]))) == [lines[1]]
+    path.write_bytes(path.read_bytes()[:-7])  # its end cut: its head is still read
+    assert read_head(path) == read_head(plain)
+
+
 def test_a_replaced_compressed_session_is_read_again(tmp_path):
     from codexdash.tail import session_from
 
