@@ -449,6 +449,10 @@ def print_job(data: dict) -> None:
             what = f"{e['from'] or ''} → {e['to']}"
         elif e["kind"] == "notify":
             what = f"notify ({detail.get('event')}): {detail.get('outcome')}"
+        elif e["kind"] == "notify_sent":
+            continue  # handed to the hook's runner: its `notify` line says how it went
+        elif e["kind"] == "notify_due":
+            what = f"notify ({detail.get('event')}): due, not handed to the hook yet"
         elif e["kind"] == "stalled":
             what = "stalled: its session file has not grown since " + time.strftime(
                 "%H:%M:%S", time.localtime(detail.get("silent_since") or e["at"]))
