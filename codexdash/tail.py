@@ -2,8 +2,13 @@
 
 Codex appends each record as one write() ending in a newline, but a reader can still catch a
 line half-written (or a process killed mid-write): a last line without its newline is kept
-until it completes. A file that shrinks was truncated and one with a new inode was replaced:
-both are read again from the start.
+until it completes. A file that shrinks was truncated: it is read again from the start. One with
+a new inode was replaced (Codex's thread store replaces live files atomically): if the new file
+begins with what was read of the old one, reading goes on from where it was; if not, it is read
+again from the start. What was read is recognised by its first and its last MATCH_BYTES bytes
+(the session's id and start, and the last lines with their times): a session file only grows,
+so a rewrite that changed anything before the end of what was read changes those too unless it
+kept them byte for byte.
 
 Codex 0.171 may rewrite a session file untouched for a week in place as `rollout-...jsonl.zst`
 (zstd). Such a file is finished: every reader here accepts it, decompressing it as a stream from
@@ -28,6 +33,9 @@ READ_CHUNK = 1 << 20
 MAX_LINE_BYTES = 256 << 20
 
 OVERLAP_EVENTS = 8
+# How much of the start of what was read, and of its end, a replaced file must repeat to be
+# taken for the same file grown (see the module's docstring).
+MATCH_BYTES = 4096
 
 
 @dataclass
@@ -212,6 +220,10 @@ class SessionTail:
         self.offset = offset
         self._identity = identity
         self._lines = LineSplitter()
+        # The first and the last MATCH_BYTES bytes before `offset`: what a file replacing this
+        # one must begin with to be read on from `offset` (remember()).
+        self._head = b""
+        self._end = b""
 
     def read(self) -> TailChunk:
         chunk = TailChunk()
@@ -230,7 +242,8 @@ class SessionTail:
                 self._read_compressed(fd, st, chunk)
                 return chunk
             if self._identity is not None and identity != self._identity:
-                self._restart(chunk)
+                if not self._begins_as_read(fd, st):
+                    self._restart(chunk)  # another file: read from its start
             elif st.st_size < self.offset:
                 self._restart(chunk)
             self._identity = identity
@@ -243,15 +256,41 @@ class SessionTail:
                 if not data:
                     break
                 self.offset += len(data)
+                self._end = data[-MATCH_BYTES:] if len(data) >= MATCH_BYTES else (self._end + data)[-MATCH_BYTES:]
                 self._lines.feed(data, chunk)
+            self.remember(fd)
         finally:
             os.close(fd)
         return chunk
+
+    def remember(self, fd: int) -> None:
+        """Takes what is still missing of the first and the last bytes before `offset` from the
+        file open on `fd`: two small reads, once, at the first read (opening the end of a file
+        reads nothing more for it; a file replaced before that first read is read again)."""
+        want = min(MATCH_BYTES, self.offset)
+        try:
+            if len(self._head) < want:
+                self._head = os.pread(fd, want, 0)
+            if len(self._end) < want:
+                self._end = os.pread(fd, want, self.offset - want)
+        except OSError:
+            self._head = self._end = b""  # not known: a replacement is read from its start
+
+    def _begins_as_read(self, fd: int, st: os.stat_result) -> bool:
+        """Whether the file now under the name (open on `fd`) begins with what was read."""
+        want = min(MATCH_BYTES, self.offset)
+        if st.st_size < self.offset or len(self._head) < want or len(self._end) < want:
+            return False
+        try:
+            return os.pread(fd, want, 0) == self._head and os.pread(fd, want, self.offset - want) == self._end
+        except OSError:
+            return False
 
     def _restart(self, chunk: TailChunk) -> None:
         chunk.reset = True
         self.offset = 0
         self._lines = LineSplitter()
+        self._head = self._end = b""
 
     def _read_compressed(self, fd: int, st: os.stat_result, chunk: TailChunk) -> None:
         """A compressed file is read whole, once; again only if it is replaced or rewritten.
@@ -363,10 +402,12 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
         probe = SessionParser()
         if is_compressed(path):
             end = st.st_size
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             picked, truncated = _last_lines_forward(iter_compressed_lines(fd, path), wanted, probe)
             picked = [(line, decode_line(line)) for line in picked]
         else:
             end = last_line_end(fd, st.st_size)
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             picked = []
             counted = 0
             truncated = False
@@ -385,7 +426,6 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
     for line, record in picked:
         events.extend(parser.feed_decoded(record))
     picked = [line for line, _record in picked]
-    tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     truncated = truncated or len(events) > last
     return OpenedSession(events=events[-last:] if last else [], lines=picked, tail=tail, parser=parser, truncated=truncated)
 
@@ -414,6 +454,7 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
         st = os.fstat(fd)
         if is_compressed(path):
             end = st.st_size
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             kept: deque[bytes] = deque(maxlen=last)
             seen = 0
             for line in iter_compressed_lines(fd, path):
@@ -422,6 +463,7 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
             lines, truncated = list(kept), seen > last
         else:
             end = last_line_end(fd, st.st_size)
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             lines, truncated = [], False
             for line in iter_lines_backward(fd, end):
                 if len(lines) >= last:
@@ -431,6 +473,5 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
             lines.reverse()
     finally:
         os.close(fd)
-    tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     return OpenedSession(events=[], lines=lines, tail=tail, parser=SessionParser(), truncated=truncated)
 
