@@ -1,7 +1,8 @@
 """Jobs as JSON, and `list` without the engine when there is nothing for the engine to do.
 
 A job's JSON is made from its stored fields (`row_json`): the engine makes it from a model's
-fields, `list --json` from thousands of rows. A cold `codexdash list` reads the store with
+fields, `list --json` from thousands of rows; piped, it writes a finished job's JSON text from
+its row at once (`row_text`, the same text as json.dumps of row_json's dict). A cold `codexdash list` reads the store with
 sqlite3, read-only, and the live jobs' processes from /proc: peewee and psutil stay unloaded.
 Whenever the engine has something to do, the quick look gives way to it (returns None): a
 database to create, upgrade or copy, a live job whose process is gone or is starting or
