@@ -47,6 +47,7 @@ STALLED = "stalled"
 DUE = "notify_due"  # an event won, its hook not yet run: a JobEvent of this kind
 SENT = "notify_sent"  # ... claimed by the runner that runs its hook
 REDELIVER_AFTER = 5.0  # seconds a due event is left to the process that won it
+DELIVER_WITHIN = 24 * 3600.0  # a due event older than this is news no more: left undelivered
 LOOK_EVERY = 5.0  # how often a long-lived engine looks for events left due
 # What is kept of a failing hook's stderr in the job's history.
 STDERR_KEEP = 2000
@@ -90,9 +91,10 @@ def launch(settings: Settings, store: Store, payload: dict, event: str, due: int
 
 def deliver_due(engine, older_than: float = REDELIVER_AFTER) -> float | None:
     """Launches a runner for each event due for longer than `older_than` seconds (its winner
-    died before handing it over), with this engine's hook. Returns when the next one still
-    young becomes old enough (None: none). An event this engine launched is launched again
-    only a minute later: the runner's claim keeps a second launch harmless."""
+    died before handing it over; not older than DELIVER_WITHIN), with this engine's hook.
+    Returns when the next one still young becomes old enough (None: none). An event this
+    engine launched is launched again only a minute later: the runner's claim keeps a second
+    launch harmless."""
     settings, store = engine.settings, engine.store
     if not settings.notify_command or store.readonly:
         return None
@@ -100,7 +102,7 @@ def deliver_due(engine, older_than: float = REDELIVER_AFTER) -> float | None:
 
     at = now()
     later = None
-    for due in JobEvent.select().where(JobEvent.kind == DUE):
+    for due in JobEvent.select().where((JobEvent.kind == DUE) & (JobEvent.at >= at - DELIVER_WITHIN)):
         if at - engine.due_launched.get(due.id, -math.inf) < 60:
             continue
         if due.at > at - older_than:

@@ -250,6 +250,17 @@ def test_an_event_whose_winner_dies_before_launching_the_hook_is_delivered_once_
     assert [e["event"] for e in events(out, job.id)] == [event, "finished"][: 2 if event == "stalled" else 1]
 
 
+def test_an_event_left_due_for_more_than_a_day_is_not_delivered(sandbox, hook):
+    command, out = hook
+    job = sandbox.start("ECHO quick")
+    with sandbox.engine.store.write():
+        notify.record_due(sandbox.engine.store, job.id, notify.FINISHED)
+        JobEvent.update(at=JobEvent.at - notify.DELIVER_WITHIN - 60).where(JobEvent.kind == notify.DUE).execute()
+    engine = JobEngine(replace(sandbox.settings, notify_command=tuple(shlex.split(command))), sandbox.engine.store)
+    assert notify.deliver_due(engine) is None and engine.due_launched == {} and runners(sandbox) == []
+    assert events(out) == [] and kinds(job.id)[-1] == notify.DUE
+
+
 def test_a_due_event_is_claimed_by_one_runner(sandbox):
     job = sandbox.start("ECHO quick")
     with sandbox.engine.store.write():
