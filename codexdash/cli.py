@@ -261,13 +261,15 @@ _LABELS = {"prompt": "the prompt", "cwd": "the working directory", "extra": "an 
 def _check_text_arguments(args: argparse.Namespace) -> None:
     """Bytes in argv that are not UTF-8 reach Python as lone surrogates, which the store, JSON
     and Codex refuse later with a traceback: one line now, before anything is done."""
-    from codexdash.render import undecodable
-
     for name, value in vars(args).items():
         if name in _ANY_BYTES:
             continue
         for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str) and (shown := undecodable(text)) is not None:
+            if not isinstance(text, str) or text.isascii():
+                continue  # ASCII is UTF-8 (and the check's module stays unloaded)
+            from codexdash.render import undecodable
+
+            if (shown := undecodable(text)) is not None:
                 label = _LABELS.get(name, "--" + name.replace("_", "-"))
                 raise BadInput(f"{label} {'' if name == 'prompt' else shown + ' '}is not valid UTF-8")
 

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from codexdash.events import Event, Kind, SessionParser, decode_line
 
@@ -101,7 +100,7 @@ def decompressed_blocks(fd: int, path: Path | str) -> Iterator[bytes]:
 
 
 @contextmanager
-def session_stream(path: Path | str, whole: bool = True) -> Iterator[BinaryIO]:
+def session_stream(path: Path | str, whole: bool = True) -> Iterator[io.BufferedReader]:
     """A session file's content from its start, as a binary file to read or readline: the file
     itself, or a compressed one's decompressed bytes (through the same reader as the tail's).
     `whole=False` reads the start of a compressed file whose end is cut or not written yet
