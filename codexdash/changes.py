@@ -253,9 +253,9 @@ def _patch_of_call(name: str, arguments: object) -> tuple[str | None, str | None
 def read_turn_lines(path: str | Path, start: int = 0, end: int | None = None) -> Iterable[bytes]:
     """The complete lines of a session file from byte `start` up to byte `end` (compressed
     files are read through their decompressed bytes, where the offsets point)."""
-    from codexdash.session_files import _open_lines
+    from codexdash.tail import session_stream
 
-    with _open_lines(path) as fh:
+    with session_stream(path, whole=False) as fh:
         pos = 0
         if start:
             while pos < start:

@@ -375,6 +375,8 @@ class JobEngine:
         self.lock = threading.RLock()
         self._discovery: dict[str, float] = {}  # job id -> when its open files were last searched
         self.stalls_seen: dict[str, float] = {}  # job id -> start of the silence last claimed or seen
+        self.due_launched: dict[int, float] = {}  # a hook's event left due -> when this engine launched it
+        self._due_looked = 0.0
 
     # ---- the store ----------------------------------------------------------------------
 
@@ -384,6 +386,8 @@ class JobEngine:
         Returns False, changing nothing, when another process changed it first.
         """
         expect = expect or (job.status,)
+        ends = to in JobStatus.FINISHED and all(s in JobStatus.LIVE for s in expect)
+        due = None
         with self.store.write():
             updated = (
                 Job.update(status=to, **fields).where((Job.id == job.id) & (Job.status.in_(expect))).execute()
@@ -399,17 +403,25 @@ class JobEngine:
                 to_status=to,
                 detail=json.dumps({k: v for k, v in fields.items() if k in ("detail", "exit_code", "pid")}) or None,
             )
+            if ends and self.settings.notify_command:
+                from codexdash import notify
+
+                due = notify.record_due(self.store, job.id, notify.FINISHED)  # won with the job's end
         old = job.status
         job.status = to
         for k, v in fields.items():
             setattr(job, k, v)
         if old != to and to in JobStatus.FINISHED:
             self._activity.pop(job.id, None)
-        if to in JobStatus.FINISHED and all(s in JobStatus.LIVE for s in expect):
-            # This compare-and-set ended the job: the one place its `finished` hook runs.
+        if ends and self.settings.notify_command:
+            # This compare-and-set ended the job: the one place its `finished` hook is launched
+            # (or, if this process dies first, a later look: the event is recorded as due).
             from codexdash import notify
 
-            notify.launch(self.settings, self.store, job_json(job.__data__), notify.FINISHED)
+            fault_point("notify-after-commit")
+            if due is not None:
+                self.due_launched[due] = now()
+            notify.launch(self.settings, self.store, job_json(job.__data__), notify.FINISHED, due=due)
         return True
 
     def claim_stop(self, job: Job) -> bool:
@@ -798,6 +810,12 @@ class JobEngine:
         if every_job:
             listed.keep(views)
             self._forget_ended({jobs[i].id for i in positions if jobs[i].status in live})
+        if self.settings.notify_command:
+            from codexdash import notify
+
+            if now() - self._due_looked >= notify.LOOK_EVERY:
+                self._due_looked = now()
+                notify.deliver_due(self)  # events whose winner died before launching their hook
         return views
 
     def _forget_ended(self, live: set[str]) -> None:

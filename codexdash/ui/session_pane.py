@@ -37,6 +37,8 @@ from codexdash.ui.session_log import SessionLog
 __all__ = ["SessionLog", "SessionPane"]
 
 INITIAL_EVENTS = 1000
+# Said when the followed file was truncated, or replaced by one that does not begin as it did.
+REREAD_NOTE = "the session file was replaced or truncated: shown again from its start"
 
 
 class SessionPane(RemoteSession, Vertical):
@@ -134,7 +136,8 @@ class SessionPane(RemoteSession, Vertical):
             if worker.is_cancelled or stop.is_set():
                 return
             if not more.empty:
-                self.post_message(SessionUpdate(job_id, path, more.events, more.lines, reset=more.reset, problem=more.problem))
+                problem = more.problem or (REREAD_NOTE if more.reset else None)  # a different file: said
+                self.post_message(SessionUpdate(job_id, path, more.events, more.lines, reset=more.reset, problem=problem))
 
     def on_session_update(self, message: SessionUpdate) -> None:
         message.stop()
