@@ -57,7 +57,7 @@ def measure(dash: psutil.Process, until: float) -> tuple[float, float, float]:
 
 
 def run(phase: str = "idle") -> list[Figure]:
-    from codexdash.jobs import StartRequest
+    from codexdash.starting import StartRequest
     from codexdash.kill import kill_job
 
     if phase not in PHASES:

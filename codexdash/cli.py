@@ -42,7 +42,7 @@ STATUS_ANSI = {
     "lost": "\x1b[1;35m",
     "failed_to_start": "\x1b[1;31m",
 }
-# Codex's values for --sandbox (codexdash.jobs.SANDBOX_MODES, not imported here: the parser is
+# Codex's values for --sandbox (codexdash.starting.SANDBOX_MODES, not imported here: the parser is
 # built on every call and the engine is slow to import; a test keeps the two the same).
 SANDBOX_VALUES = ("read-only", "workspace-write", "danger-full-access")
 START_EPILOG = f"""\
@@ -288,7 +288,7 @@ def _out(data) -> None:
 
 
 def cmd_start(args, ctx: Context) -> int:
-    from codexdash.jobs import StartRequest
+    from codexdash.starting import StartRequest
 
     ctx.engine.store.require_writable()
     prompt = args.prompt

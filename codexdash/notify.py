@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from codexdash.config import MARKER_ENV, Settings
+from codexdash.faults import fault_point
 from codexdash.store import Job, JobEvent, JobStatus, Store, now, open_store
 
 FINISHED = "finished"
@@ -193,7 +194,7 @@ def check_stall(engine, job: Job, mtime: float | None, payload: dict) -> float:
         seen[job.id] = since
         claimed = claim_stall(engine.store, job, since, after)
         if claimed is not False:
-            _fault_point("notify-after-commit")
+            fault_point("notify-after-commit")
             due = None if claimed is True else claimed
             if due is not None:
                 engine.due_launched[due] = now()
@@ -246,12 +247,6 @@ def _kill_group(hook: subprocess.Popen) -> None:
     except (ProcessLookupError, PermissionError):
         pass
     hook.wait()
-
-
-def _fault_point(name: str) -> None:
-    from codexdash.jobs import fault_point
-
-    fault_point(name)
 
 
 def main() -> int:
