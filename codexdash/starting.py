@@ -227,7 +227,7 @@ class Starting:
         if request.worktree:
             if request.parent is not None:
                 raise BadInput("--worktree starts a new session: a follow-up runs in its parent's worktree")
-            from codexdash.changes import work_tree_root
+            from codexdash.git_tree import work_tree_root
 
             if work_tree_root(request.cwd) is None:
                 raise BadInput(f"--worktree needs a Git work tree: {request.cwd} is not in one")
@@ -246,7 +246,7 @@ class Starting:
         parent = request.parent
         # What the diff of the job is taken against. A new worktree starts clean from HEAD.
         from codexdash import codex_stderr
-        from codexdash.changes import start_snapshot
+        from codexdash.git_tree import start_snapshot
 
         git_base = start_snapshot(request.cwd, include_changes=not request.worktree)
         worktree = None

@@ -165,7 +165,7 @@ def test_a_compressed_session_reads_as_its_plain_twin(tmp_path):
 def test_the_head_and_a_turns_lines_of_a_compressed_session_are_read_across_its_frames(tmp_path):
     """read_head and read_turn_lines read a compressed file through the tail's own reader: every
     frame (here one a line, so the prompt is in a later one), and the head of a file cut short."""
-    from codexdash.changes import read_turn_lines
+    from codexdash.session_edits import read_turn_lines
     from codexdash.session_files import read_head
 
     plain = SAMPLES / "completed-tool-call.jsonl"
