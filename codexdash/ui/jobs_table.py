@@ -1,9 +1,9 @@
-"""The live jobs table: the chosen columns fitted to the width, a header marking the sort, and a
-cursor kept on the job the operator chose (and in view).
+"""The live jobs table: the chosen columns fitted to the width, the sort marked in the header,
+and the cursor kept on the job the operator chose (and in view).
 
-Drawn line by line (Line API): only the rows on screen are drawn, each from a strip kept while
-its cells show the same texts (row_strips.py), and a refresh repaints only the lines that
-changed. The table keeps the jobs' rows (their data) and nothing per row beyond that.
+A LineTable (line_table.py): only the rows on screen are drawn, each from a strip kept while its
+cells show the same texts (row_strips.py). The table keeps the jobs' rows, in order, and strips
+for the rows on screen: nothing else per row.
 """
 
 from __future__ import annotations
@@ -11,22 +11,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
-from textual import events
-from textual.geometry import Region, Size
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from codexdash.jobs import JobView
 from codexdash.ui import keys
 from codexdash.ui.columns import BY_KEY, CELL_PADDING, DEFAULT_SORT, STALL_SECONDS, Column, Row, fit
+from codexdash.ui.line_table import LineTable
 from codexdash.ui.row_strips import RowStrips, cell_key, draw_cell, draw_row
 
 SCROLLBAR = 1  # cells kept for the vertical scrollbar (see app.tcss)
-HEADER = 1  # lines above the rows
 
 
 def matches(v: JobView, query: str) -> bool:
@@ -42,41 +37,15 @@ def ordered(rows: list[Row], key: str, descending: bool) -> list[Row]:
     return rows
 
 
-class JobsTable(ScrollView, can_focus=True):
+class JobsTable(LineTable):
     BINDINGS = keys.bindings("table")
-    COMPONENT_CLASSES = {"jobs-table--header", "jobs-table--cursor", "jobs-table--hover"}
-    DEFAULT_CSS = """
-    JobsTable {
-        background: $surface;
-        color: $foreground;
-        overflow-x: hidden;
-        overflow-y: auto;
-        &:focus {
-            background-tint: $foreground 5%;
-            & > .jobs-table--cursor {
-                background: $block-cursor-background;
-                color: $block-cursor-foreground;
-                text-style: $block-cursor-text-style;
-            }
-            & > .jobs-table--header { background-tint: $foreground 5%; }
-        }
-        & > .jobs-table--header { text-style: bold; background: $panel; color: $foreground; }
-        &:ansi > .jobs-table--header { background: ansi_bright_blue; color: ansi_default; }
-        & > .jobs-table--cursor {
-            background: $block-cursor-blurred-background;
-            color: $block-cursor-blurred-foreground;
-            text-style: $block-cursor-blurred-text-style;
-        }
-        & > .jobs-table--hover { background: $block-hover-background; }
-    }
-    """
 
     @dataclass
     class RowHighlighted(Message):
         """The cursor is on another job (or the rows were laid out anew)."""
 
         table: JobsTable
-        job_id: str | None
+        job_id: str
 
         @property
         def control(self) -> JobsTable:
@@ -103,17 +72,12 @@ class JobsTable(ScrollView, can_focus=True):
         self.stall_after = STALL_SECONDS
         self.mono = False
         self.fitted: list[tuple[Column, int]] = []
-        self.cursor_row = 0
-        self.show_cursor = True
         self.strips = RowStrips()
         self._views: list[JobView] = []
         self._query = ""
         self._rows: list[Row] = []
         self._order: list[str] = []  # job ids, in the rows' order
-        self._index: dict[str, int] = {}
         self._right: set[str] = set()  # columns whose cells are right-aligned: their labels too
-        self._drawn: dict[int, tuple] = {}  # screen line -> what was drawn there
-        self._hover: int | None = None
         self._header: tuple[tuple, Strip] | None = None  # the header's cells and strip
         self._told: str | None = None  # the job last told as highlighted
         self._select_next: str | None = None  # a job to select once it is shown (one just started)
@@ -142,16 +106,30 @@ class JobsTable(ScrollView, can_focus=True):
             self.refresh()
             self._tell(force=True)  # the rows are new: whoever follows the selection is told again
 
+    def column_widths(self) -> list[int]:
+        return [w + 2 * CELL_PADDING for _c, w in self.fitted]
+
     def header_cells(self) -> list[Text]:
+        key, descending = self.sort_spec
         cells = []
         for col, _width in self.fitted:
             label = Text(col.label, style="underline" if col.key == self.pointer else "",
                          justify="right" if col.key in self._right else "left")
-            key, descending = self.sort_spec
             if col.key == key:
                 label.append(" ▼" if descending else " ▲", style="bold")
             cells.append(label)
         return cells
+
+    def header_strip(self) -> Strip:
+        texts = self.header_cells()
+        key = tuple(cell_key(t, w) for t, (_c, w) in zip(texts, self.fitted))
+        if self._header is None or self._header[0] != key:
+            cells = [draw_cell(t, w, self.app.console) for t, (_c, w) in zip(texts, self.fitted)]
+            self._header = (key, draw_row(cells, sum(self.column_widths())))
+        return self._header[1]
+
+    def header_clicked(self, column: int) -> None:
+        self.post_message(self.HeaderSelected(self, self.fitted[column][0].key))
 
     def on_resize(self, _event) -> None:
         self.relayout()
@@ -168,7 +146,7 @@ class JobsTable(ScrollView, can_focus=True):
         self.sort_spec = (key, not descending) if current == key else (key, col.descending)
         self.pointer = key
         self.show(self._views, query=self._query)
-        self.refresh(Region(0, 0, self.size.width, HEADER))
+        self.refresh_header()
 
     def action_column_left(self) -> None:
         self._move_pointer(-1)
@@ -181,7 +159,7 @@ class JobsTable(ScrollView, can_focus=True):
         if shown:
             i = shown.index(self.pointer) if self.pointer in shown else 0
             self.pointer = shown[(i + step) % len(shown)]
-            self.refresh(Region(0, 0, self.size.width, HEADER))
+            self.refresh_header()
 
     # ---- rows ----------------------------------------------------------------------------------
 
@@ -203,50 +181,40 @@ class JobsTable(ScrollView, can_focus=True):
                 for v in views if not query or matches(v, query)]
         return ordered(rows, *self.sort_spec)
 
-    def row_cells(self, i: int) -> list[Text]:
-        row = self._rows[i]
-        cells = [col.cell(row, width) for col, width in self.fitted]
-        for (col, _w), cell in zip(self.fitted, cells):
-            if cell.justify == "right" and col.key not in self._right:
-                self._right.add(col.key)
-                self.refresh(Region(0, 0, self.size.width, HEADER))
-        return cells
-
     def show(self, views: list[JobView], *, query: str = "", keep: str | None = None) -> None:
         """Shows these jobs; only the lines whose text changed are drawn again."""
         self._views, self._query = views, query
         if not self.fitted:
             return
         selected = keep or self.selected_job_id
-        rows = self.rows_for(views, query)
-        self._rows, self._order = rows, [r.job.id for r in rows]
-        self._index = {jid: i for i, jid in enumerate(self._order)}
-        if self._select_next in self._index:
+        self._rows = self.rows_for(views, query)
+        self._order = [r.job.id for r in self._rows]
+        index = {jid: i for i, jid in enumerate(self._order)}
+        if self._select_next in index:
             selected, self._select_next = self._select_next, None
-        self.virtual_size = Size(self._row_width(), len(rows) + HEADER)
-        if selected in self._index:
-            self.move_cursor(row=self._index[selected], scroll=self._index[selected] != self.cursor_row)
+        self.set_size(sum(self.column_widths()))
+        if selected in index:
+            self.move_cursor(row=index[selected], scroll=index[selected] != self.cursor_row)
         else:
-            self.move_cursor(row=min(self.cursor_row, len(rows) - 1), scroll=False)
-        top = self.scroll_offset.y
-        self.strips.keep_only(set(self._order[top:top + self._body_height()]))
-        self._refresh_changed()
+            self.move_cursor(row=min(self.cursor_row, self.row_count - 1), scroll=False)
+        self.strips.keep_only({self._order[i] for i in self.rows_on_screen()})
+        self.refresh_changed()
 
-    def _row_width(self) -> int:
-        return sum(w + 2 * CELL_PADDING for _c, w in self.fitted)
+    def row_cells(self, i: int) -> list[Text]:
+        row = self._rows[i]
+        cells = [col.cell(row, width) for col, width in self.fitted]
+        for (col, _w), cell in zip(self.fitted, cells):
+            if cell.justify == "right" and col.key not in self._right:
+                self._right.add(col.key)
+                self.refresh_header()
+        return cells
 
-    def _body_height(self) -> int:
-        return max(self.scrollable_content_region.height - HEADER, 0)
+    def row_strip(self, i: int) -> Strip:
+        row = self._rows[i]
+        return self.strips.strip(row.job.id, row, lambda: self.row_cells(i), [w for _c, w in self.fitted],
+                                 self.app.console)
 
-    # ---- cursor --------------------------------------------------------------------------------
-
-    def move_cursor(self, *, row: int, scroll: bool = True) -> None:
-        row = max(min(row, len(self._order) - 1), 0)
-        if row != self.cursor_row:
-            self.cursor_row = row
-            self._refresh_changed()
-        if scroll:
-            self.keep_cursor_in_view()
+    def cursor_moved(self) -> None:
         self._tell()
 
     def _tell(self, force: bool = False) -> None:
@@ -254,116 +222,3 @@ class JobsTable(ScrollView, can_focus=True):
         if jid is not None and (force or jid != self._told):  # no rows: nothing to tell
             self._told = jid
             self.post_message(self.RowHighlighted(self, jid))
-
-    def keep_cursor_in_view(self) -> None:
-        top, height = self.scroll_offset.y, self._body_height()
-        if height <= 0 or not self._order:
-            return
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
-        elif self.cursor_row >= top + height:
-            self.scroll_to(y=self.cursor_row - height + 1, animate=False, immediate=True)
-
-    def action_cursor_up(self) -> None:
-        self.move_cursor(row=self.cursor_row - 1)
-
-    def action_cursor_down(self) -> None:
-        self.move_cursor(row=self.cursor_row + 1)
-
-    def action_scroll_top(self) -> None:
-        self.move_cursor(row=0)
-
-    def action_scroll_bottom(self) -> None:
-        self.move_cursor(row=len(self._order) - 1)
-
-    def action_page_up(self) -> None:
-        self._page(-1)
-
-    def action_page_down(self) -> None:
-        self._page(1)
-
-    def _page(self, step: int) -> None:
-        page = max(self._body_height() - 1, 1)
-        self.scroll_to(y=self.scroll_offset.y + step * page, animate=False, immediate=True)
-        self.move_cursor(row=self.cursor_row + step * page)
-
-    # ---- mouse -----------------------------------------------------------------------------
-
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        if offset.y < HEADER:
-            x = 0
-            for col, width in self.fitted:
-                x += width + 2 * CELL_PADDING
-                if offset.x < x:
-                    self.post_message(self.HeaderSelected(self, col.key))
-                    break
-        elif (i := self.scroll_offset.y + offset.y - HEADER) < len(self._order):
-            self.move_cursor(row=i)
-            event.stop()
-
-    def on_mouse_move(self, event: events.MouseMove) -> None:
-        offset = event.get_content_offset(self)
-        hover = None if offset is None or offset.y < HEADER else self.scroll_offset.y + offset.y - HEADER
-        if hover != self._hover:
-            self._hover = hover
-            self._refresh_changed()
-
-    def on_leave(self, _event: events.Leave) -> None:
-        self._hover = None
-        self._refresh_changed()
-
-    # ---- drawing ---------------------------------------------------------------------------
-
-    def _line(self, y: int) -> tuple:
-        """What screen line `y` shows: the row's strip and whether it has the cursor or the mouse."""
-        i = self.scroll_offset.y + y - HEADER
-        if i >= len(self._rows):
-            return ()
-        row = self._rows[i]
-        strip = self.strips.strip(row.job.id, row, lambda: self.row_cells(i), [w for _c, w in self.fitted],
-                                  self.app.console)
-        return (strip, i == self.cursor_row and self.show_cursor, i == self._hover)
-
-    def _refresh_changed(self) -> None:
-        """Repaints the lines whose strip, cursor or hover changed since they were drawn."""
-        if not self.is_mounted:
-            return
-        width = self.size.width
-        for y in range(HEADER, HEADER + self._body_height()):
-            drawn, now = self._drawn.get(y), self._line(y)
-            if drawn is None or len(drawn) != len(now) or any(a is not b for a, b in zip(drawn, now)):
-                self.refresh(Region(0, y, width, 1))
-
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self.rich_style
-        if y < HEADER:
-            return self._styled(self._header_strip(), width, base + self.get_component_rich_style("jobs-table--header"))
-        line = self._line(y)
-        self._drawn[y] = line
-        if not line:
-            return Strip.blank(width, base)
-        strip, cursor, hover = line
-        if cursor:
-            look = self.get_component_rich_style("jobs-table--cursor")
-            post = Style.from_color(look.color, look.bgcolor)  # the cursor's colours win over the cells'
-            return self._styled(strip, width, base + look, post)
-        if hover:
-            return self._styled(strip, width, base + self.get_component_rich_style("jobs-table--hover"))
-        return self._styled(strip, width, base)
-
-    def _header_strip(self) -> Strip:
-        texts = self.header_cells()
-        key = tuple(cell_key(t, w) for t, (_c, w) in zip(texts, self.fitted))
-        if self._header is None or self._header[0] != key:
-            cells = [draw_cell(t, w, self.app.console) for t, (_c, w) in zip(texts, self.fitted)]
-            self._header = (key, draw_row(cells, self._row_width()))
-        return self._header[1]
-
-    @staticmethod
-    def _styled(strip: Strip, width: int, style: Style, post: Style | None = None) -> Strip:
-        segments = Segment.apply_style(strip, style, post)
-        return Strip(segments, strip.cell_length).extend_cell_length(width, style + post if post else style).crop(0, width)
