@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 
 from rich.text import Text
 from textual.message import Message
@@ -32,7 +33,7 @@ def matches(v: JobView, query: str) -> bool:
 
 def ordered(rows: list[Row], key: str, descending: bool) -> list[Row]:
     """The table's order: by the sort column, newest first among equals."""
-    rows.sort(key=lambda r: -r.job.created_at)
+    rows.sort(key=attrgetter("created"), reverse=True)  # stable, as the sort below
     rows.sort(key=BY_KEY[key].sort, reverse=descending)
     return rows
 
@@ -76,6 +77,8 @@ class JobsTable(LineTable):
         self._views: list[JobView] = []
         self._query = ""
         self._rows: list[Row] = []
+        self._finished_rows: dict[int, Row] = {}  # finished jobs' rows by id of their views, as last shown
+        self._made_for: tuple = ()
         self._order: list[str] = []  # job ids, in the rows' order
         self._right: set[str] = set()  # columns whose cells are right-aligned: their labels too
         self._header: tuple[tuple, Strip] | None = None  # the header's cells and strip
@@ -177,9 +180,21 @@ class JobsTable(LineTable):
     def rows_for(self, views: list[JobView], query: str = "") -> list[Row]:
         """The rows shown for these jobs, filtered and in the table's order."""
         now = time.time()
-        rows = [Row(v, now, self.stall_after, v.job.id in self.unseen, self.mono)
-                for v in views if not query or matches(v, query)]
-        return ordered(rows, *self.sort_spec)
+        context = (self.stall_after, self.mono, time.localtime(now).tm_yday)  # what all rows depend on
+        before = self._finished_rows if context == self._made_for else {}
+        self._made_for, self._finished_rows = context, {}
+        return ordered([self._row(v, now, before) for v in views if not query or matches(v, query)], *self.sort_spec)
+
+    def _row(self, view: JobView, now: float, before: dict[int, Row]) -> Row:
+        """The job's row: a finished job's is the one shown before while its view is the same
+        object (the engine makes a new view when a job changes), so its cells are not made again."""
+        row = before.get(id(view))
+        if row is None or row.view is not view or row.unseen != (row.job_id in self.unseen):
+            row = Row(view, now, self.stall_after, view.job.id in self.unseen, self.mono)
+            if view.job.is_live:
+                return row
+        self._finished_rows[id(view)] = row
+        return row
 
     def show(self, views: list[JobView], *, query: str = "", keep: str | None = None) -> None:
         """Shows these jobs; only the lines whose text changed are drawn again."""
@@ -188,7 +203,7 @@ class JobsTable(LineTable):
             return
         selected = keep or self.selected_job_id
         self._rows = self.rows_for(views, query)
-        self._order = [r.job.id for r in self._rows]
+        self._order = [r.job_id for r in self._rows]
         index = {jid: i for i, jid in enumerate(self._order)}
         if self._select_next in index:
             selected, self._select_next = self._select_next, None
