@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from operator import attrgetter
+from time import localtime
 
 from rich.text import Text
 from textual.message import Message
@@ -180,7 +181,7 @@ class JobsTable(LineTable):
     def rows_for(self, views: list[JobView], query: str = "") -> list[Row]:
         """The rows shown for these jobs, filtered and in the table's order."""
         now = time.time()
-        context = (self.stall_after, self.mono, time.localtime(now).tm_yday)  # what all rows depend on
+        context = (self.stall_after, self.mono, localtime(now).tm_yday)  # what all rows depend on
         before = self._finished_rows if context == self._made_for else {}
         self._made_for, self._finished_rows = context, {}
         return ordered([self._row(v, now, before) for v in views if not query or matches(v, query)], *self.sort_spec)

@@ -52,6 +52,7 @@ class LineTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._hover: int | None = None  # the row under the mouse
         self._drawn: dict[int, tuple] = {}  # screen line -> what was drawn there
+        self._base: Style | None = None  # the table's own style, during a paint
 
     # ---- what the subclass gives -----------------------------------------------------------
 
@@ -183,9 +184,16 @@ class LineTable(ScrollView, can_focus=True):
             if drawn is None or len(drawn) != len(now) or any(a is not b for a, b in zip(drawn, now)):
                 self.refresh(Region(0, y, width, 1))
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._base = self.rich_style  # once a paint, not once a line (it walks up the DOM)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._base = None
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base or self.rich_style
         if y < HEADER:
             return self._styled(self.header_strip(), width, base + self.get_component_rich_style("line-table--header"))
         line = self._drawn[y] = self._line(y)
