@@ -49,6 +49,7 @@ class SessionPane(Vertical):
         self.items = SessionItems()
         self._engine_tokens: int | None = None  # the engine's figure, until the file gives one
         self._note = ""
+        self._header_shown: tuple | None = None  # the header lines as last updated
         self._stop: Stop | None = None
 
     def compose(self) -> ComposeResult:
@@ -157,11 +158,16 @@ class SessionPane(Vertical):
         if not self.is_mounted:
             return
         tokens = self.items.tokens if self.items.tokens is not None else self._engine_tokens
-        self.title_line.update(title_text(self.job, self.items.model, tokens))
-        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, self._note))
         error = error_text(self.job)
+        shown = (title_text(self.job, self.items.model, tokens),
+                 state_text(self.job is not None, self.follow, self.log_view, self.raw, self._note), error or "")
+        if shown == self._header_shown:
+            return  # each update lays the screen out again: not once a refresh for the same words
+        self._header_shown = shown
+        self.title_line.update(shown[0])
+        self.state_line.update(shown[1])
         self.error_line.set_class(error is None, "hidden")
-        self.error_line.update(error or "")
+        self.error_line.update(shown[2])
 
     def on_session_log_changed(self, message: SessionLog.Changed) -> None:
         message.stop()
