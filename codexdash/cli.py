@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--watch", action="store_true",
                    help="with --json: keep looking; a JSON line {jobs: [...]} first and whenever the jobs change, "
                         "{heartbeat: TIME} when nothing changed for a while; ends when stdin or stdout closes")
-    s.add_argument("--interval", type=float, default=2.0, metavar="S", help="with --watch: seconds between looks (2)")
-    s.add_argument("--heartbeat", type=float, default=5.0, metavar="S",
+    s.add_argument("--interval", type=float, metavar="S", help="with --watch: seconds between looks (2)")
+    s.add_argument("--heartbeat", type=float, metavar="S",
                    help="with --watch: a heartbeat after this many seconds without a line (5)")
 
     s = sub.add_parser("show", help="a job's record, identity checks and session file")
@@ -344,6 +344,8 @@ def cmd_list(args, ctx: Context) -> int:
         from codexdash.cli_boxes import list_watch
 
         return list_watch(args, ctx)
+    if args.interval is not None or args.heartbeat is not None:
+        raise BadInput(f"--{'interval' if args.interval is not None else 'heartbeat'} goes with --watch")
     if args.all_hosts:
         from codexdash.cli_boxes import list_all_hosts
 

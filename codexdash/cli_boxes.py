@@ -170,8 +170,9 @@ def list_watch(args, ctx: Context) -> int:
         raise BadInput("--watch writes JSON lines for a program to read: add --json")
     if args.all_hosts:
         raise BadInput("--watch watches one box: leave out --all-hosts")
-    watcher = ctx.box.watch(all_history=args.all, external=not args.no_external, interval=args.interval,
-                            heartbeat=args.heartbeat)
+    watcher = ctx.box.watch(all_history=args.all, external=not args.no_external,
+                            interval=2.0 if args.interval is None else args.interval,
+                            heartbeat=5.0 if args.heartbeat is None else args.heartbeat)
     _end_with_the_reader(watcher)
     out = sys.stdout
     try:
