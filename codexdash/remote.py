@@ -3,7 +3,10 @@
 `SshBox` runs `<remote_command> --protocol=N <command> --json` on the box and reads its JSON;
 the box's codexdash does every identity check and every kill itself, and nothing is ever
 signalled from here. No server of ours listens anywhere: a job started on a box lives on there
-if this side goes away.
+if this side goes away. Two commands stay running while they are read: `logs --follow`
+(`SshFollower`) and `list --watch` (`SshWatch`, the dashboard's view of a box: one process
+there for as long as it is shown, instead of one per look); the watch's stdin is kept open
+here, so it ends on the box when its ssh client goes.
 
 What ssh is told, and why (everything else comes from the operator's ~/.ssh/config, and the
 host is passed as written, so aliases, jump hosts, keys and agents work as in their shell):

@@ -280,3 +280,32 @@ async def test_a_box_too_old_to_watch_is_asked_at_each_look(sandbox, fleet, tmp_
         looks = sampler.stop()["box1"]
         assert not row(app, one["id"]).stale
     assert looks and not any("--watch" in cmdline for cmdline in looks.values())
+
+
+async def test_a_watch_gone_silent_greys_the_box_and_is_opened_again(sandbox, fleet, tmp_path):
+    import os
+    import signal
+
+    # A short connect timeout (the operator's own ssh option): heartbeats every second, greyed
+    # after 3 s of silence, the watch given up on and opened again after 6.
+    sandbox.engine.settings = sandbox.settings.with_overrides(
+        refresh_interval=0.2, hosts=("box1",), ssh_command=("ssh", "-F", str(fleet.ssh_config), "-o", "ConnectTimeout=3"))
+    app = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=tmp_path / "dashboard.json")
+    one = start(fleet, "box1", "SLEEP 60")
+    box1 = fleet.boxes["box1"]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row(app, one["id"]), timeout=30, message="box1's row")
+        assert app.looks["box1"].timeout == 3
+        (silenced,) = wait_for(lambda: list(box1.commands("list", "--watch")), message="box1's watch")
+        os.kill(silenced, signal.SIGSTOP)  # the box's watch says nothing more, its connection stays
+        try:
+            await until(pilot, lambda: (row(app, one["id"]).stale or "").startswith("no answer for"), timeout=30,
+                        message="box1 greyed: no heartbeat")
+            await until(pilot, lambda: any(pid != silenced for pid in box1.commands("list", "--watch")), timeout=30,
+                        message="a new watch on box1")
+            await until(pilot, lambda: not row(app, one["id"]).stale, timeout=30, message="box1 answering again")
+        finally:
+            os.kill(silenced, signal.SIGCONT)
+        # The silent one, going on, finds its reader gone and ends.
+        wait_for(lambda: silenced not in box1.commands("list", "--watch"), timeout=30, message="the silent watch ended")
+        assert len(box1.commands("list", "--watch")) == 1
