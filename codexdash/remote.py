@@ -450,7 +450,7 @@ class SshWatch:
             if self._closed.is_set():
                 return
             if silent:
-                raise Unreachable(f"{box.name}: no answer within {self.silence:g} s")
+                raise Unreachable(f"{box.name}: no answer for {self.silence:g} s")
             errors.seek(0)
             stderr = errors.read().decode(errors="replace")
         if code == 255 and received:  # the box is no longer reached: said as a look that cannot connect says it
