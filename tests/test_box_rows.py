@@ -109,7 +109,8 @@ async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_
         slow.touch()
         app.look_again("slowbox")
         await until(pilot, lambda: rows()["abcdef0123"].stale, timeout=10, message="the row greyed while the box is silent")
-        assert rows()["abcdef0123"].stale.startswith("no answer for")
+        stale = rows()["abcdef0123"].stale
+        assert stale.startswith("no answer for"), stale
         job = sandbox.start("SLEEP 30")  # this box's rows go on meanwhile
         await until(pilot, lambda: job.id in rows(), message="a local row while the box is slow")
         assert "slowbox ✖" in str(app.status_line.render())
