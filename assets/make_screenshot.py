@@ -18,7 +18,8 @@ from pathlib import Path
 
 from codexdash.config import Settings
 from codexdash.fake_codex import install
-from codexdash.jobs import JobEngine, StartRequest
+from codexdash.jobs import JobEngine
+from codexdash.starting import StartRequest
 from codexdash.kill import kill_job
 from codexdash.store import JobStatus, open_store
 from codexdash.ui import saved_state

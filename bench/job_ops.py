@@ -13,7 +13,7 @@ from common import Figure, sandbox
 
 def run() -> list[Figure]:
     from codexdash.identity import verify
-    from codexdash.jobs import StartRequest
+    from codexdash.starting import StartRequest
     from codexdash.kill import kill_job
 
     box = sandbox("ops")

@@ -77,7 +77,7 @@ def records_case() -> float:
 
 def finished_case() -> list[tuple[int, float]]:
     """(jobs finished so far, dashboard RSS) along the run."""
-    from codexdash.jobs import StartRequest
+    from codexdash.starting import StartRequest
     from codexdash.store import Job, JobStatus
 
     box = sandbox("memory-jobs")

@@ -93,7 +93,7 @@ def run() -> list[Figure]:
 
 
 def run_idle(seconds: float = 30.0) -> list[Figure]:
-    from codexdash.jobs import StartRequest
+    from codexdash.starting import StartRequest
     from codexdash.kill import kill_job
 
     box = sandbox("pause-idle")

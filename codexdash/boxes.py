@@ -146,7 +146,7 @@ def not_running_checks(job: dict) -> dict:
 def codex_version(command: Iterable[str]) -> tuple[bool, list[str] | None, str]:
     """Whether the Codex command answers `--version`: (ok, the command made absolute or None
     when it is not found, what it said or why it could not say it)."""
-    from codexdash.jobs import resolve_codex_command
+    from codexdash.starting import resolve_codex_command
 
     try:
         argv = resolve_codex_command(tuple(command))
@@ -209,7 +209,8 @@ class LocalBox:
         return self._checks(job) if job.is_live else not_running_checks(job_json(job.__data__))
 
     def start(self, spec: StartSpec) -> dict:
-        from codexdash.jobs import StartRequest, job_json
+        from codexdash.jobs import job_json
+        from codexdash.starting import StartRequest
 
         request = StartRequest(prompt=spec.prompt, cwd=spec.cwd or os.getcwd(), model=spec.model,
                                sandbox=spec.sandbox, extra_args=list(spec.extra_args), name=spec.name)

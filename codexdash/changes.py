@@ -1,24 +1,10 @@
 """What a job changed: the files its session says it edited, and their diffs.
 
 Read from the job's own turn of its session file (a follow-up's turn starts at its
-`turn_offset`; a job's turn ends where the next follow-up's begins). What Codex records, measured
-with 0.169 and 0.171 (see docs/COMPATIBILITY.md):
-
-- `event_msg` `item_completed` whose `item.type` is `FileChange`: `id` (the tool call's id),
-  `status` (`completed`, `failed`, `declined`) and `changes`, a map from absolute path to
-  `{"type": "add", "content"}`, `{"type": "delete", "content"}` or
-  `{"type": "update", "unified_diff", "move_path"}`. Codex writes it for its `apply_patch` tool
-  and for `apply_patch <<'EOF'` run through the shell tool, which it intercepts.
-- `event_msg` `patch_apply_end` (`call_id`, `success`, `changes`, `status`), the same facts in
-  the event form of other releases, whose `changes` may be externally tagged
-  (`{"add": {"content"}}`, `{"update": {"unified_diff", "move_path"}}`, `{"delete": {...}}`).
-- The call itself, `response_item` `custom_tool_call` `apply_patch` (the patch text is its
-  `input`) or a `function_call` carrying the patch: read only for a call that has neither
-  record above, and counted as applied only when its output says so.
-
-Other commands can change files too; which ones they changed cannot be read reliably from a
-command line, so they are only counted. In a worktree that Codex made for the job, everything
-that differs from the worktree's first commit is the job's, and is listed.
+`turn_offset`; a job's turn ends where the next follow-up's begins): the files it edited as its
+session records them (session_edits.py), the commands it ran counted. In a worktree that Codex
+made for the job, everything that differs from the worktree's first commit is the job's, and is
+listed.
 
 Where the files are in a Git work tree, each is shown as `git diff` shows it against the state
 when the job started: a snapshot of the work tree (a Git tree of its tracked and untracked,
@@ -30,514 +16,26 @@ recorded.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from codexdash.git_tree import (
+    DIFF_OPTS,
+    ScratchIndex,
+    empty_tree,
+    git,
+    has_object,
+    head_commit,
+    listed_paths,
+    work_tree_root,
+)
 from codexdash.render import Line, sanitize
+from codexdash.session_edits import Action, SessionChanges, Status, TouchedFile, read_turn_lines, session_changes
 
-GIT_TIMEOUT = 30.0
-SNAPSHOT_TIMEOUT = 5.0
-# Untracked files are part of the start snapshot only while they add up to less than this.
-SNAPSHOT_UNTRACKED_BYTES = 64 << 20
 # A diff longer than this is cut, with a note: the dashboard and the terminal stay usable.
 MAX_DIFF_CHARS = 2_000_000
-# Only lines that may carry a file edit are parsed (the rest of a session can be large).
-_INTERESTING = (b"FileChange", b"patch_apply_end", b"apply_patch", b"_call", b"session_meta", b"turn_context",
-                b"CommandExecution")
-_SHELL_TOOLS = {"shell", "exec_command", "container.exec", "local_shell", "shell_command"}
-_HEREDOC = re.compile(
-    r"^\s*(?:cd\s+(?P<dir>'[^']*'|\"[^\"]*\"|\S+)\s*&&\s*)?(?:apply_patch|applypatch)\s+<<-?\s*(?P<q>['\"]?)(?P<tag>\w+)(?P=q)[ \t]*\n"
-    r"(?P<body>.*?)\n(?P=tag)\s*$",
-    re.S,
-)
-_SUCCESS = "Success. Updated the following files"
-_EMPTY_TREE_SHA1 = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-class Action:
-    ADDED = "added"
-    UPDATED = "updated"
-    DELETED = "deleted"
-    MOVED = "moved"  # moved away (to `moved_to`), maybe edited too
-    TRANSIENT = "added and deleted"
-
-
-class Status:
-    APPLIED = "applied"
-    FAILED = "failed"  # the patch failed: part of it may have been applied
-    UNCONFIRMED = "unconfirmed"  # no result recorded (still running, or the job was killed)
-
-
 _LETTER = {Action.ADDED: "A", Action.UPDATED: "M", Action.DELETED: "D", Action.MOVED: "R", Action.TRANSIENT: "±"}
 _LETTER_STYLE = {"A": "ok", "M": "command", "D": "error", "R": "agent", "±": "dim"}
-
-
-# ---- reading the session ----------------------------------------------------------------
-
-
-@dataclass
-class _Op:
-    kind: str  # add, update, delete, move_out, move_in
-    diff: str = ""  # what the session recorded, as unified-diff lines (hunks only)
-    other: str | None = None  # the other end of a move
-
-
-@dataclass
-class TouchedFile:
-    """One file as the session tells it: what happened to it, in order."""
-
-    path: str
-    ops: list[_Op] = field(default_factory=list)
-    status: str = Status.APPLIED
-
-    @property
-    def action(self) -> str:
-        before = self.ops[0].kind in ("update", "delete", "move_out")
-        after = self.ops[-1].kind in ("add", "update", "move_in")
-        if before and after:
-            return Action.UPDATED
-        if before:
-            return Action.MOVED if self.ops[-1].kind == "move_out" else Action.DELETED
-        return Action.ADDED if after else Action.TRANSIENT
-
-    @property
-    def moved_to(self) -> str | None:
-        return self.ops[-1].other if self.ops[-1].kind == "move_out" else None
-
-    @property
-    def moved_from(self) -> str | None:
-        return self.ops[0].other if self.ops[0].kind == "move_in" else None
-
-
-@dataclass
-class _Call:
-    patch: str | None = None  # the patch text, from the call
-    cwd: str | None = None  # where its relative paths point
-    recorded: dict | None = None  # changes from a FileChange / patch_apply_end record
-    status: str | None = None
-    output: str | None = None
-
-
-@dataclass
-class SessionChanges:
-    """The files one turn of a session touched, and what else it says about the place."""
-
-    files: dict[str, TouchedFile] = field(default_factory=dict)
-    cwd: str | None = None  # the session's (a worktree job: its worktree)
-    git_commit: str | None = None  # session_meta.git.commit_hash: HEAD where the session started
-    commands: int = 0  # other commands run: what they changed is not listed
-    failed_patches: int = 0  # failed while applying: part of it may be applied
-    refused_patches: int = 0  # refused before touching anything (did not verify)
-    declined_patches: int = 0
-
-
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _abs(path: str, cwd: str | None) -> str:
-    if path.startswith("file://"):
-        path = path[len("file://"):]
-    if not os.path.isabs(path) and cwd:
-        path = os.path.join(cwd, path)
-    return os.path.normpath(path)
-
-
-def _as_lines(content: str, mark: str) -> str:
-    if not content:
-        return ""
-    lines = content.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return "".join(f"{mark}{line}\n" for line in lines)
-
-
-def _recorded_ops(changes: dict, cwd: str | None) -> list[tuple[str, _Op]]:
-    """Codex's FileChange map as (path, op) pairs, in both the tagged and the older form."""
-    out: list[tuple[str, _Op]] = []
-    for raw_path, change in changes.items():
-        if not isinstance(raw_path, str):
-            continue
-        path = _abs(raw_path, cwd)
-        kind, data = None, {}
-        if isinstance(change, dict) and isinstance(change.get("type"), str):
-            kind, data = change["type"], change
-        elif isinstance(change, dict) and len(change) == 1:
-            kind, data = next(iter(change.items()))
-            data = data if isinstance(data, dict) else {}
-        elif isinstance(change, str):
-            kind = change  # "delete" as a unit variant in early releases
-        if kind == "add":
-            out.append((path, _Op("add", _as_lines(_text(data.get("content")), "+"))))
-        elif kind == "delete":
-            out.append((path, _Op("delete", _as_lines(_text(data.get("content")), "-"))))
-        elif kind == "update":
-            diff = _text(data.get("unified_diff"))
-            move = data.get("move_path")
-            if isinstance(move, str) and move:
-                dest = _abs(move, cwd)
-                out.append((path, _Op("move_out", diff, other=dest)))
-                out.append((dest, _Op("move_in", other=path)))
-            else:
-                out.append((path, _Op("update", diff)))
-    return out
-
-
-def parse_patch(text: str, cwd: str | None) -> list[tuple[str, _Op]]:
-    """The files a `*** Begin Patch` text adds, deletes, updates and moves."""
-    out: list[tuple[str, _Op]] = []
-    current: tuple[str, _Op] | None = None
-    for line in text.split("\n"):
-        if line.startswith("*** Add File: "):
-            current = (_abs(line[14:].strip(), cwd), _Op("add"))
-            out.append(current)
-        elif line.startswith("*** Delete File: "):
-            current = None
-            out.append((_abs(line[17:].strip(), cwd), _Op("delete")))
-        elif line.startswith("*** Update File: "):
-            current = (_abs(line[17:].strip(), cwd), _Op("update"))
-            out.append(current)
-        elif line.startswith("*** Move to: ") and current is not None and current[1].kind == "update":
-            dest = _abs(line[13:].strip(), cwd)
-            current[1].kind, current[1].other = "move_out", dest
-            out.append((dest, _Op("move_in", other=current[0])))
-        elif line.startswith("*** "):
-            current = None if line.startswith(("*** End Patch", "*** Begin Patch")) else current
-        elif current is not None and line[:1] in ("+", "-", " ", "@"):
-            if current[1].kind == "add" and not line.startswith("+"):
-                continue
-            current[1].diff += line + "\n"
-    return out
-
-
-def _patch_of_call(name: str, arguments: object) -> tuple[str | None, str | None]:
-    """The patch a function call carries (apply_patch itself, or through a shell), and its
-    working directory when the call names one."""
-    args: object = arguments
-    if isinstance(arguments, str):
-        try:
-            args = json.loads(arguments)
-        except ValueError:
-            return (arguments, None) if name == "apply_patch" else (None, None)
-    if not isinstance(args, dict):
-        return None, None
-    workdir = args.get("workdir") if isinstance(args.get("workdir"), str) else None
-    if name == "apply_patch":
-        for key in ("input", "patch"):
-            if isinstance(args.get(key), str):
-                return args[key], workdir
-        return None, None
-    if name not in _SHELL_TOOLS:
-        return None, None
-    cmd = args.get("cmd", args.get("command"))
-    if isinstance(cmd, list) and cmd and all(isinstance(c, str) for c in cmd):
-        if cmd[0] in ("apply_patch", "applypatch") and len(cmd) == 2:
-            return cmd[1], workdir
-        cmd = cmd[2] if len(cmd) == 3 and cmd[1] in ("-lc", "-c") else None
-    if isinstance(cmd, str) and (m := _HEREDOC.match(cmd)):
-        where = m.group("dir")
-        if where:
-            where = where.strip("'\"")
-            workdir = os.path.join(workdir, where) if workdir and not os.path.isabs(where) else where
-        return m.group("body"), workdir
-    return None, None
-
-
-def read_turn_lines(path: str | Path, start: int = 0, end: int | None = None) -> Iterable[bytes]:
-    """The complete lines of a session file from byte `start` up to byte `end` (compressed
-    files are read through their decompressed bytes, where the offsets point)."""
-    from codexdash.session_files import _open_lines
-
-    with _open_lines(path) as fh:
-        pos = 0
-        if start:
-            while pos < start:
-                skipped = fh.read(min(1 << 20, start - pos))
-                if not skipped:
-                    return
-                pos += len(skipped)
-        while end is None or pos < end:
-            line = fh.readline()
-            if not line or not line.endswith(b"\n"):
-                return  # the end, or a line still being written
-            pos += len(line)
-            yield line
-
-
-def session_changes(lines: Iterable[bytes | str], default_cwd: str | None = None) -> SessionChanges:
-    """The files a turn's lines say were edited (nothing here raises on bad input)."""
-    result = SessionChanges(cwd=default_cwd)
-    calls: dict[str, _Call] = {}
-    commands: set[str] = set()
-    turn_cwd = default_cwd
-    anonymous = 0
-    for line in lines:
-        raw = line.encode() if isinstance(line, str) else line
-        if not any(marker in raw for marker in _INTERESTING):
-            continue
-        try:
-            record = json.loads(raw)
-        except (ValueError, RecursionError):
-            continue
-        if not isinstance(record, dict):
-            continue
-        payload = record.get("payload") if isinstance(record.get("payload"), dict) else record
-        rtype = record.get("type")
-        try:
-            if rtype == "session_meta":
-                if isinstance(payload.get("cwd"), str):
-                    result.cwd = turn_cwd = payload["cwd"]
-                git = payload.get("git")
-                if isinstance(git, dict) and isinstance(git.get("commit_hash"), str):
-                    result.git_commit = git["commit_hash"]
-                continue
-            if rtype == "turn_context":
-                if isinstance(payload.get("cwd"), str):
-                    turn_cwd = payload["cwd"]
-                    result.cwd = result.cwd or turn_cwd
-                continue
-            item_type = payload.get("type")
-            if rtype == "event_msg" and item_type == "item_completed":
-                item = payload.get("item")
-                if isinstance(item, dict) and item.get("type") == "FileChange" and isinstance(item.get("changes"), dict):
-                    call_id = str(item.get("id") or f"anonymous-{anonymous}")
-                    anonymous += 1
-                    call = calls.setdefault(call_id, _Call(cwd=turn_cwd))
-                    call.recorded, call.status = item["changes"], str(item.get("status") or "completed")
-                elif isinstance(item, dict) and item.get("type") == "CommandExecution" and isinstance(item.get("id"), str):
-                    if item["id"] not in calls:
-                        commands.add(item["id"])
-                continue
-            if rtype == "event_msg" and item_type == "patch_apply_end":
-                call = calls.setdefault(str(payload.get("call_id")), _Call(cwd=turn_cwd))
-                status = payload.get("status")
-                call.status = str(status) if isinstance(status, str) else ("completed" if payload.get("success") else "failed")
-                if isinstance(payload.get("changes"), dict) and payload["changes"]:
-                    call.recorded = payload["changes"]
-                continue
-            if rtype == "response_item" or rtype in ("function_call", "custom_tool_call", "function_call_output",
-                                                     "custom_tool_call_output", "local_shell_call"):
-                _response_item(payload, turn_cwd, calls, commands)
-        except (TypeError, AttributeError, ValueError):
-            continue  # a known type of an unexpected shape: skipped, as unknown types are
-    result.commands = len(commands - set(calls))
-    for call in calls.values():
-        _fold_call(call, result)
-    return result
-
-
-def _response_item(item: dict, cwd: str | None, calls: dict[str, _Call], commands: set[str]) -> None:
-    itype = item.get("type")
-    call_id = item.get("call_id")
-    if not isinstance(call_id, str):
-        return
-    if itype == "custom_tool_call" and item.get("name") == "apply_patch":
-        calls.setdefault(call_id, _Call(cwd=cwd)).patch = _text(item.get("input"))
-    elif itype == "function_call":
-        patch, workdir = _patch_of_call(str(item.get("name")), item.get("arguments"))
-        if patch is not None:
-            call = calls.setdefault(call_id, _Call(cwd=cwd))
-            call.patch = patch
-            if workdir:
-                call.cwd = _abs(workdir, cwd)
-        else:
-            commands.add(call_id)
-    elif itype == "local_shell_call":
-        action = item.get("action") or {}
-        patch, workdir = _patch_of_call("shell", {"command": action.get("command"), "workdir": action.get("working_directory")})
-        if patch is not None:
-            calls.setdefault(call_id, _Call(cwd=_abs(workdir, cwd) if workdir else cwd)).patch = patch
-        else:
-            commands.add(call_id)
-    elif itype in ("custom_tool_call_output", "function_call_output") and call_id in calls:
-        output = item.get("output")
-        calls[call_id].output = output if isinstance(output, str) else json.dumps(output)
-
-
-def _fold_call(call: _Call, result: SessionChanges) -> None:
-    if call.recorded is not None:
-        if call.status == "declined":
-            result.declined_patches += 1
-            return
-        status = Status.FAILED if call.status == "failed" else Status.APPLIED
-        ops = _recorded_ops(call.recorded, call.cwd)
-    elif call.patch is not None:
-        if call.status == "declined":
-            result.declined_patches += 1
-            return
-        if call.status == "failed":
-            status = Status.FAILED
-        elif call.status == "completed":
-            status = Status.APPLIED
-        elif call.output is None:
-            status = Status.UNCONFIRMED
-        elif _SUCCESS in call.output:
-            status = Status.APPLIED
-        else:
-            result.refused_patches += 1  # its output says why; it touched nothing
-            return
-        ops = parse_patch(call.patch, call.cwd)
-    else:
-        return
-    if status == Status.FAILED:
-        result.failed_patches += 1
-    for path, op in ops:
-        touched = result.files.setdefault(path, TouchedFile(path))
-        touched.ops.append(op)
-        if status != Status.APPLIED:
-            touched.status = status
-
-
-# ---- Git ------------------------------------------------------------------------------------
-
-
-def _git_env(index: str | None = None) -> dict[str, str]:
-    # Nothing inherited may point git elsewhere (GIT_DIR, GIT_INDEX_FILE, ...).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update(GIT_OPTIONAL_LOCKS="0", GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_PAGER="cat")
-    if index is not None:
-        env["GIT_INDEX_FILE"] = index
-    return env
-
-
-# The files are the agent's: no configured program runs on them for a diff (external diff, text
-# conversion, file-system monitor), and a file name is never read as a pathspec pattern.
-_GIT = ("git", "--no-pager", "--literal-pathspecs", "-c", "core.fsmonitor=false", "-c", "core.quotepath=on",
-        "-c", "color.ui=never", "-c", "diff.noprefix=false", "-c", "diff.mnemonicprefix=false", "-c", "diff.relative=false",
-        "-c", "core.safecrlf=false", "-c", "advice.addIgnoredFile=false")
-_DIFF_OPTS = ("--no-ext-diff", "--no-textconv", "--no-color", "--no-renames")
-
-
-def _git(cwd: str, *args: str, timeout: float = GIT_TIMEOUT, ok: tuple[int, ...] = (0,),
-         index: str | None = None) -> bytes | None:
-    try:
-        done = subprocess.run([*_GIT, *args], cwd=cwd, env=_git_env(index), stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode in ok else None
-
-
-def _has_git_dir(path: str) -> bool:
-    """Cheap: a `.git` in the directory or above (no subprocess where there is none)."""
-    p = Path(path)
-    for d in (p, *p.parents):
-        if (d / ".git").exists():
-            return True
-    return False
-
-
-def work_tree_root(path: str) -> str | None:
-    """The top of the Git work tree holding `path`, or None."""
-    if not path or not os.path.isdir(path) or not _has_git_dir(path):
-        return None
-    out = _git(path, "rev-parse", "--show-toplevel")
-    if not out:
-        return None
-    return out.decode("utf-8", "surrogateescape").rstrip("\n") or None
-
-
-def _head(root: str) -> str | None:
-    out = _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}")
-    return out.decode().strip() if out else None
-
-
-class _ScratchIndex:
-    """A copy of the work tree's index in a temporary file: files are staged there, never in
-    the user's index, so nothing the user sees in `git status` changes."""
-
-    def __init__(self, root: str, timeout: float = GIT_TIMEOUT) -> None:
-        self.root, self.timeout = root, timeout
-        fd, self.path = tempfile.mkstemp(prefix="codexdash-index-")
-        os.close(fd)
-        out = _git(root, "rev-parse", "--git-path", "index", timeout=timeout)
-        real = os.path.join(root, out.decode("utf-8", "surrogateescape").strip()) if out else None
-        try:
-            if real is None:
-                raise FileNotFoundError
-            # Its stat data spares hashing unchanged files again. Its time is kept too: Git reads
-            # a file changed in the same second as the index was written as "racily clean" and
-            # compares contents; a copy dated now would make such a same-size edit look unchanged.
-            shutil.copy2(real, self.path)
-        except OSError:
-            os.unlink(self.path)  # no index yet: git starts an empty one
-
-    def git(self, *args: str, ok: tuple[int, ...] = (0,)) -> bytes | None:
-        return _git(self.root, *args, timeout=self.timeout, ok=ok, index=self.path)
-
-    def add(self, rels: list[str]) -> None:
-        """Stages the files as they are now (removals too), ignored ones included."""
-        if not rels:
-            return
-        if self.git("add", "-A", "-f", "--", *rels) is None:
-            for rel in rels:  # one bad path (beyond a symlink, in a submodule) spoils only itself
-                self.git("add", "-A", "-f", "--", rel)
-
-    def close(self) -> None:
-        for path in (self.path, self.path + ".lock"):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
-    def __enter__(self) -> _ScratchIndex:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.close()
-
-
-def start_snapshot(cwd: str, include_changes: bool = True) -> str | None:
-    """What the work tree holds now, as a Git tree, so that a job's diff can later be taken
-    against the state before it ran: tracked files as they are (changes included) and untracked
-    ones that are not ignored, staged in a scratch index (no file, ref or index of the user's
-    changes). With `include_changes` False, or when that cannot be done in time: HEAD. None
-    outside Git or in a repository without a commit."""
-    root = work_tree_root(cwd)
-    if root is None:
-        return None
-    if include_changes:
-        with _ScratchIndex(root, timeout=SNAPSHOT_TIMEOUT) as index:
-            # Git keeps what it stages (unreferenced, until `git gc` prunes it): untracked files
-            # are left out when they are big, and are then shown whole if the job edits them.
-            untracked = _listed(index.git("ls-files", "-z", "--others", "--exclude-standard"))
-            scope = "-A" if _total_size(root, untracked, SNAPSHOT_UNTRACKED_BYTES) <= SNAPSHOT_UNTRACKED_BYTES else "-u"
-            if index.git("add", scope, "--", ".") is not None:
-                out = index.git("write-tree")
-                if out and out.strip():
-                    return out.decode().strip()
-        return None  # too slow or failed: the diff says it compares with the last commit
-    out = _git(root, "rev-parse", "--verify", "-q", "HEAD^{commit}", timeout=SNAPSHOT_TIMEOUT)
-    return out.decode().strip() if out else None
-
-
-def _total_size(root: str, rels: Iterable[str], stop_above: int) -> int:
-    total = 0
-    for rel in rels:
-        try:
-            total += os.lstat(os.path.join(root, rel)).st_size
-        except OSError:
-            continue
-        if total > stop_above:
-            break
-    return total
-
-
-def _exists(root: str, rev: str) -> bool:
-    return _git(root, "cat-file", "-e", f"{rev}^{{tree}}") is not None
-
-
-def _listed(out: bytes | None) -> set[str]:
-    if not out:
-        return set()
-    return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
 # ---- the job's changes ------------------------------------------------------------------------
@@ -829,7 +327,7 @@ def compute_changes(job_id: str, session: SessionChanges, cwd: str, worktree: st
     in_base: set[str] = set()
     if root:
         base = _pick_base(changes, root, session, recorded_base, owns_tree)
-        if until and _exists(root, until[0]):
+        if until and has_object(root, until[0]):
             changes.until = until[0]
             changes.base_label += f", up to the start of its follow-up {until[1]} (snapshot {until[0][:12]})"
             in_base = _until_diffs(changes, root, base, items, diffs, owns_tree)
@@ -865,7 +363,7 @@ def compute_changes(job_id: str, session: SessionChanges, cwd: str, worktree: st
 def _found_in_worktree(root: str, names: bytes | None, items: list) -> None:
     """Adds the files a job's own worktree shows changed that no recorded edit names."""
     known = {cf.path for cf, _t in items}
-    for rel in sorted(_listed(names)):
+    for rel in sorted(listed_paths(names)):
         path = os.path.normpath(os.path.join(root, rel))
         if path not in known:
             items.append((ChangedFile(path=path, display=rel, action="", source="worktree",
@@ -875,17 +373,17 @@ def _found_in_worktree(root: str, names: bytes | None, items: list) -> None:
 def _worktree_diffs(root: str, base: str, items: list, diffs: dict[str, str], owns_tree: bool) -> set[str]:
     """Diffs of the files as they are now against `base`, staged in a scratch index so that
     untracked and deleted files are compared as well. Returns the paths `base` holds."""
-    with _ScratchIndex(root) as index:
+    with ScratchIndex(root) as index:
         if owns_tree:  # everything in the job's own worktree is the job's (ignored files aside)
             index.git("add", "-A", "--", ".")
-            _found_in_worktree(root, index.git("diff", "--cached", "--name-only", "-z", *_DIFF_OPTS, base), items)
+            _found_in_worktree(root, index.git("diff", "--cached", "--name-only", "-z", *DIFF_OPTS, base), items)
         rels = [os.path.relpath(cf.path, root) for cf, _t in items if _under(cf.path, root)]
-        tracked = _listed(index.git("ls-files", "-z", "--", *rels)) if rels else set()
+        tracked = listed_paths(index.git("ls-files", "-z", "--", *rels)) if rels else set()
         index.add([rel for rel, (cf, t) in zip(rels, [i for i in items if _under(i[0].path, root)])
                    if t is not None and (rel in tracked or os.path.lexists(cf.path))])
-        in_base = _listed(index.git("ls-tree", "-r", "-z", "--name-only", base, "--", *rels)) if rels else set()
+        in_base = listed_paths(index.git("ls-tree", "-r", "-z", "--name-only", base, "--", *rels)) if rels else set()
         for rel in rels:
-            out = index.git("diff", "--cached", *_DIFF_OPTS, base, "--", rel)
+            out = index.git("diff", "--cached", *DIFF_OPTS, base, "--", rel)
             if out is not None:
                 diffs[rel] = out.decode("utf-8", "replace")
     return in_base
@@ -895,14 +393,14 @@ def _until_diffs(changes: Changes, root: str, base: str, items: list, diffs: dic
     """Diffs between two snapshots: the job's start and the start of the follow-up after it."""
     until = changes.until
     if owns_tree:
-        _found_in_worktree(root, _git(root, "diff", "--name-only", "-z", *_DIFF_OPTS, base, until), items)
+        _found_in_worktree(root, git(root, "diff", "--name-only", "-z", *DIFF_OPTS, base, until), items)
     rels = [os.path.relpath(cf.path, root) for cf, _t in items if _under(cf.path, root)]
     for rel in rels:
-        out = _git(root, "diff", *_DIFF_OPTS, base, until, "--", rel)
+        out = git(root, "diff", *DIFF_OPTS, base, until, "--", rel)
         if out is not None:
             diffs[rel] = out.decode("utf-8", "replace")
-    changes.until_files = _listed(_git(root, "ls-tree", "-r", "-z", "--name-only", until, "--", *rels)) if rels else set()
-    return _listed(_git(root, "ls-tree", "-r", "-z", "--name-only", base, "--", *rels)) if rels else set()
+    changes.until_files = listed_paths(git(root, "ls-tree", "-r", "-z", "--name-only", until, "--", *rels)) if rels else set()
+    return listed_paths(git(root, "ls-tree", "-r", "-z", "--name-only", base, "--", *rels)) if rels else set()
 
 
 def _add_notes(changes: Changes, session: SessionChanges, owns_tree: bool) -> None:
@@ -921,21 +419,21 @@ def _add_notes(changes: Changes, session: SessionChanges, owns_tree: bool) -> No
 
 def _pick_base(changes: Changes, root: str, session: SessionChanges, recorded: str | None, owns_tree: bool) -> str:
     """What the files are compared with, best first, said in `changes.base_label`."""
-    if owns_tree and session.git_commit and _exists(root, session.git_commit):
+    if owns_tree and session.git_commit and has_object(root, session.git_commit):
         base = session.git_commit
         changes.base_label = f"the commit its worktree was made from ({base[:12]})"
-    elif recorded and _exists(root, recorded):
+    elif recorded and has_object(root, recorded):
         base = recorded
         changes.base_label = f"the work tree as it was when the job started (snapshot {base[:12]})"
     else:
         if recorded:
             changes.notes.append("the snapshot taken when the job started is gone: compared with the last commit instead")
-        head = _head(root)
+        head = head_commit(root)
         if head:
             base = head
             changes.base_label = f"the last commit (HEAD {head[:12]}), not the state before the job: new untracked files whole"
         else:
-            base = _empty_tree(root)
+            base = empty_tree(root)
             changes.base_label = "nothing: the repository has no commit yet"
     changes.base = base
     return base
@@ -947,11 +445,6 @@ def _count(n: int, noun: str) -> str:
 
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _empty_tree(root: str) -> str:
-    out = _git(root, "hash-object", "-t", "tree", os.devnull)
-    return out.decode().strip() if out else _EMPTY_TREE_SHA1
 
 
 # ---- for a job ------------------------------------------------------------------------------

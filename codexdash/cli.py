@@ -10,7 +10,6 @@ import json
 import os
 import shlex
 import re
-import sqlite3
 import sys
 import time
 
@@ -43,7 +42,7 @@ STATUS_ANSI = {
     "lost": "\x1b[1;35m",
     "failed_to_start": "\x1b[1;31m",
 }
-# Codex's values for --sandbox (codexdash.jobs.SANDBOX_MODES, not imported here: the parser is
+# Codex's values for --sandbox (codexdash.starting.SANDBOX_MODES, not imported here: the parser is
 # built on every call and the engine is slow to import; a test keeps the two the same).
 SANDBOX_VALUES = ("read-only", "workspace-write", "danger-full-access")
 START_EPILOG = f"""\
@@ -251,10 +250,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _database_error(exc: Exception) -> bool:
-    """An error of SQLite or peewee (peewee is asked only if it was loaded: it is loaded
-    only with the store, and `--help` or `--version` need neither)."""
-    peewee = sys.modules.get("peewee")
-    return isinstance(exc, sqlite3.Error) or (peewee is not None and isinstance(exc, peewee.PeeweeException))
+    """An error of SQLite or peewee (each asked only if it was loaded: sqlite3 is loaded with
+    the store or a quick look, peewee only with the store; `logs FILE`, `--help` or `--version`
+    need neither)."""
+    sqlite3, peewee = sys.modules.get("sqlite3"), sys.modules.get("peewee")
+    return (sqlite3 is not None and isinstance(exc, sqlite3.Error)) or \
+        (peewee is not None and isinstance(exc, peewee.PeeweeException))
 
 
 # Arguments that name a file codexdash only opens may be any bytes, as file names may be; every
@@ -266,13 +267,15 @@ _LABELS = {"prompt": "the prompt", "cwd": "the working directory", "extra": "an 
 def _check_text_arguments(args: argparse.Namespace) -> None:
     """Bytes in argv that are not UTF-8 reach Python as lone surrogates, which the store, JSON
     and Codex refuse later with a traceback: one line now, before anything is done."""
-    from codexdash.render import undecodable
-
     for name, value in vars(args).items():
         if name in _ANY_BYTES:
             continue
         for text in value if isinstance(value, list) else [value]:
-            if isinstance(text, str) and (shown := undecodable(text)) is not None:
+            if not isinstance(text, str) or text.isascii():
+                continue  # ASCII is UTF-8 (and the check's module stays unloaded)
+            from codexdash.render import undecodable
+
+            if (shown := undecodable(text)) is not None:
                 label = _LABELS.get(name, "--" + name.replace("_", "-"))
                 raise BadInput(f"{label} {'' if name == 'prompt' else shown + ' '}is not valid UTF-8")
 
@@ -291,7 +294,7 @@ def _out(data) -> None:
 
 
 def cmd_start(args, ctx: Context) -> int:
-    from codexdash.jobs import StartRequest
+    from codexdash.starting import StartRequest
 
     ctx.engine.store.require_writable()
     prompt = args.prompt
@@ -352,9 +355,15 @@ def cmd_list(args, ctx: Context) -> int:
         return list_all_hosts(args, ctx)
     rows = None
     if not ctx.remote:  # this box: read straight from the store unless the engine has work to do
-        from codexdash.listing import quick_listing
+        from codexdash.listing import quick_listing, quick_listing_text
 
-        rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
+        if args.json and not sys.stdout.isatty():  # compact JSON, written from the rows
+            text = quick_listing_text(ctx.settings, all_history=args.all, external=not args.no_external)
+            if text is not None:
+                print(text)
+                return 0
+        else:
+            rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
     if rows is None:
         rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
@@ -454,6 +463,10 @@ def print_job(data: dict) -> None:
             what = f"{e['from'] or ''} → {e['to']}"
         elif e["kind"] == "notify":
             what = f"notify ({detail.get('event')}): {detail.get('outcome')}"
+        elif e["kind"] == "notify_sent":
+            continue  # handed to the hook's runner: its `notify` line says how it went
+        elif e["kind"] == "notify_due":
+            what = f"notify ({detail.get('event')}): due, not handed to the hook yet"
         elif e["kind"] == "stalled":
             what = "stalled: its session file has not grown since " + time.strftime(
                 "%H:%M:%S", time.localtime(detail.get("silent_since") or e["at"]))

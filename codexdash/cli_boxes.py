@@ -20,6 +20,7 @@ from codexdash.boxes import (
     Box,
     FollowEnd,
     LocalBox,
+    LocalFollower,
     ProtocolMismatch,
     Snapshot,
     StartSpec,
@@ -29,7 +30,7 @@ from codexdash.boxes import (
 from codexdash.cli import Context, _out, _style, print_checks, print_jobs
 from codexdash.errors import BadInput, Refused
 from codexdash.render import sanitize
-from codexdash.store import JobStatus
+from codexdash.records import JobStatus
 
 STATE_ORDER = [*JobStatus.LIVE, *JobStatus.FINISHED]
 
@@ -141,7 +142,11 @@ def logs_over_box(args, ctx: Context) -> int:
     another codexdash reads), ending when the job does."""
     color = not args.json and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     out = sys.stdout
-    follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+    if not ctx.remote and os.path.isfile(os.path.expanduser(args.target)):
+        # A session file here: read as it is, with no store to open (nor its ORM to load).
+        follower = LocalFollower(None, args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+    else:
+        follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
     try:
         for item in follower:
             if isinstance(item, FollowEnd):

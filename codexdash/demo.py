@@ -15,7 +15,8 @@ from pathlib import Path
 
 from codexdash.config import Settings
 from codexdash.fake_codex import install
-from codexdash.jobs import JobEngine, StartRequest
+from codexdash.jobs import JobEngine
+from codexdash.starting import StartRequest
 from codexdash.store import Store, open_store
 
 # What the fake agent does is read from words in the prompt (see codexdash.fake_codex):

@@ -29,7 +29,8 @@ import psutil
 
 from codexdash.errors import Refused
 from codexdash.identity import IdentityReport, verify
-from codexdash.jobs import JobEngine, fault_point
+from codexdash.jobs import JobEngine
+from codexdash.faults import fault_point
 from codexdash.procs import carries_marker, is_gone, marked_processes, process_if_same
 from codexdash.store import Job, JobStatus
 

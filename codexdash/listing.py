@@ -1,7 +1,8 @@
 """Jobs as JSON, and `list` without the engine when there is nothing for the engine to do.
 
 A job's JSON is made from its stored fields (`row_json`): the engine makes it from a model's
-fields, `list --json` from thousands of rows. A cold `codexdash list` reads the store with
+fields, `list --json` from thousands of rows; piped, it writes a finished job's JSON text from
+its row at once (`row_text`, the same text as json.dumps of row_json's dict). A cold `codexdash list` reads the store with
 sqlite3, read-only, and the live jobs' processes from /proc: peewee and psutil stay unloaded.
 Whenever the engine has something to do, the quick look gives way to it (returns None): a
 database to create, upgrade or copy, a live job whose process is gone or is starting or
@@ -16,6 +17,7 @@ import json
 import os
 import sqlite3
 import time
+from json.encoder import encode_basestring as _str  # as json.dumps(..., ensure_ascii=False) writes a string
 from pathlib import Path
 
 from codexdash.format import title
@@ -31,14 +33,38 @@ JSON_FIELDS = ("id", "name", "pid", "status", "cwd", "prompt", "model", "created
 _UTC = dt.timezone.utc
 
 
+_MINUTES: dict[int, str] = {}  # minute since the epoch -> "YYYY-MM-DDTHH:MM:"
+_DAYS: dict[int, str] = {}  # day since the epoch -> "YYYY-MM-DDT"
+
+
 def iso_time(ts: float | None) -> str | None:
     """The UTC time as ISO 8601 with milliseconds (`2026-01-01T00:00:00.000Z`), as
-    `isoformat(timespec="milliseconds")` writes it, formatted directly (a third faster:
-    `list --json` writes two per job)."""
+    `datetime.fromtimestamp(ts, utc).isoformat(timespec="milliseconds")` writes it, computed
+    from the seconds (the microseconds rounded half to even, as datetime rounds them) and the
+    minute's text made once: `list --json` writes two per job."""
     if ts is None:
         return None
-    d = dt.datetime.fromtimestamp(ts, _UTC)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond // 1000)
+    secs = int(ts)
+    if secs < 0:
+        d = dt.datetime.fromtimestamp(ts, _UTC)
+        return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (d.year, d.month, d.day, d.hour, d.minute, d.second, d.microsecond // 1000)
+    us = round((ts - secs) * 1e6)
+    if us >= 1_000_000:
+        us -= 1_000_000
+        secs += 1
+    minute, second = divmod(secs, 60)
+    return "%s%02d.%03dZ" % (_MINUTES.get(minute) or _minute_text(minute), second, us // 1000)
+
+
+def _minute_text(minute: int) -> str:
+    day, in_day = divmod(minute, 1440)
+    date = _DAYS.get(day)
+    if date is None:
+        date = _DAYS[day] = dt.datetime.fromtimestamp(day * 86400, _UTC).strftime("%Y-%m-%dT")
+    if len(_MINUTES) >= 100_000:  # a long-lived process (the dashboard) keeps a bounded number
+        _MINUTES.clear()
+    text = _MINUTES[minute] = "%s%02d:%02d:" % (date, in_day // 60, in_day % 60)
+    return text
 
 
 def _json_or_none(text: str | None):
@@ -77,12 +103,61 @@ def row_json(row: tuple, stats=None, tokens: int | None = None, tokens_detail: d
     }
 
 
+# A finished job's JSON as `json.dumps(row_json(row), ensure_ascii=False)` writes it, filled in
+# from the row directly: `list --json` writes thousands, and the dict between costs as much again.
+_ROW_TEXT = ('{"id": %s, "name": %s, "pid": %s, "status": %s, "cwd": %s, "prompt": %s, "model": %s, "created_at": %s, '
+             '"ended_at": %s, "exit_code": %s, "session_id": %s, "session_file": %s, "tokens": %s, "tokens_detail": %s, '
+             '"cpu_percent": null, "rss_bytes": null, "error": %s, "parent_id": %s, "retry_of": %s, "external": false, '
+             '"worktree": %s, "host": "local"}')
+
+
+def row_text(row: tuple) -> str:
+    """A finished job's JSON text (see row_json), from its JSON_FIELDS as stored. Each value is
+    written by the json module's own string encoder; a value of a type the column should not
+    hold (TypeError) is left to json.dumps."""
+    (job_id, name, pid, status, cwd, prompt, model, created_at, ended_at, exit_code, session_id, session_file,
+     tokens, detail, error, parent_id, retry_of, worktree) = row
+    try:
+        return _ROW_TEXT % (
+            _str(job_id), _str(name or title(prompt)), "null" if pid is None else _int(pid), _str(status), _str(cwd),
+            _str(prompt), "null" if model is None else _str(model), _str(iso_time(created_at)),
+            "null" if ended_at is None else _str(iso_time(ended_at)), "null" if exit_code is None else _int(exit_code),
+            "null" if session_id is None else _str(session_id), "null" if session_file is None else _str(session_file),
+            "null" if tokens is None else _int(tokens),
+            "null" if detail is None else json.dumps(json.loads(detail), ensure_ascii=False),
+            "null" if error is None else _str(error), "null" if parent_id is None else _str(parent_id),
+            "null" if retry_of is None else _str(retry_of), "null" if worktree is None else _str(worktree))
+    except TypeError:
+        return json.dumps(row_json(row), ensure_ascii=False)
+
+
+_int = int.__repr__  # TypeError for anything but an int, as _str for anything but a str
+
+
 _COLUMNS = ", ".join(JSON_FIELDS)
 _LIVE = ", ".join("?" * len(JobStatus.LIVE))
 
 
 def quick_listing(settings, all_history: bool = False, external: bool = True) -> list[dict] | None:
     """What `JobEngine.listing` answers, when it can be told without the engine; else None."""
+    listed = _read(settings, all_history, external)
+    return None if listed is None else [entry if entry.__class__ is dict else row_json(entry) for entry in listed]
+
+
+def quick_listing_text(settings, all_history: bool = False, external: bool = True) -> str | None:
+    """quick_listing as compact JSON text (`json.dumps(..., ensure_ascii=False)`), finished jobs
+    written from their rows (row_text); else None."""
+    listed = _read(settings, all_history, external)
+    if listed is None:
+        return None
+    dumps = json.dumps
+    return "[" + ", ".join([dumps(entry, ensure_ascii=False) if entry.__class__ is dict else row_text(entry)
+                            for entry in listed]) + "]"
+
+
+def _read(settings, all_history: bool, external: bool) -> list[dict | tuple] | None:
+    """The listing: live jobs and sessions started elsewhere as JSON dicts, finished jobs as
+    their rows (JSON_FIELDS), newest first; None when the engine is to answer."""
     if settings.notify_command:
         return None  # the engine's look may claim a stall and run the hook
     try:
@@ -97,7 +172,7 @@ def quick_listing(settings, all_history: bool = False, external: bool = True) ->
         db.close()
 
 
-def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool) -> list[dict] | None:
+def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool) -> list[dict | tuple] | None:
     version = db.execute("SELECT value FROM schemainfo WHERE key = 'schema_version'").fetchone()
     if version is None or version[0] != str(SCHEMA_VERSION):
         return None
@@ -112,6 +187,7 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
 
         poller = ProcessPoller()
         poller.begin_cycle()
+        prefixes: dict[str | None, str] = {}  # a job's CODEX_HOME -> where its session files are
         for row in rows:
             pid, session_file, start, home = row[2], row[11], row[-2], row[-1]
             if not poller.alive(pid, start):
@@ -119,7 +195,9 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
             if session_file is None:
                 # The engine would look for it among the open files of the job's processes, and
                 # record it: if it is there, the engine answers; if not, the answer is the same.
-                prefix = str(sessions_dir(Path(home) if home else settings.codex_home)).rstrip("/") + "/"
+                prefix = prefixes.get(home)
+                if prefix is None:
+                    prefix = prefixes[home] = str(sessions_dir(Path(home) if home else settings.codex_home)).rstrip("/") + "/"
                 if any(p.startswith(prefix) and p.endswith(".jsonl") for p in open_paths(poller.tree_pids(pid))):
                     return None
                 tokens = detail = None
@@ -133,10 +211,9 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
         recent = time.time() - RECENT_SECONDS
         query += f" WHERE status IN ({_LIVE}) OR created_at >= ? OR ended_at >= ?"
         args = (*JobStatus.LIVE, recent, recent)
-    listed = []
-    for row in db.execute(query + " ORDER BY created_at DESC", args):
-        shown = live.pop(row[0], None)
-        listed.append(shown if shown is not None else row_json(row))
+    listed: list[dict | tuple] = db.execute(query + " ORDER BY created_at DESC", args).fetchall()
+    if live:
+        listed = [live.pop(row[0], row) for row in listed]  # a live job's dict in its row's place
     if live:
         return None  # changed between the two reads: the engine looks again
     if external:
@@ -146,7 +223,7 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
         sessions = external_sessions(settings.codex_home, claimed, None if all_history else time.time() - RECENT_SECONDS)
         if sessions:
             listed.extend(s.as_json(iso_time) for s in sessions)
-            listed.sort(key=lambda r: r["created_at"] or "", reverse=True)
+            listed.sort(key=lambda r: (r["created_at"] if r.__class__ is dict else iso_time(r[7])) or "", reverse=True)
     return listed
 
 

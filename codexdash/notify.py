@@ -12,6 +12,13 @@ Exactly once per event, whichever codexdash process notices it:
   writes again and stalls again is a new silence and notifies again; a job that stays silent
   notifies once.
 
+An event is recorded as due (a JobEvent of kind `notify_due`) in the very transaction that wins
+it, and is handed to a runner once that commits. The runner claims it before it runs the hook:
+one compare-and-set, `notify_due` -> `notify_sent`, so however many runners are launched for it,
+one runs the hook. The winner may die between its commit and the launch (a crash, a kill): the
+event then stays due, and the next look of a codexdash with a hook (a watcher, a dashboard, a
+`list`) launches a runner for each event due longer than REDELIVER_AFTER seconds.
+
 The hook never blocks its caller: it runs under a small runner process of its own
 (`python -m codexdash.notify`, in its own session, the payload in an unlinked temporary file),
 which waits for it at most `notify_timeout` seconds, kills its process group if it hangs, and
@@ -22,6 +29,7 @@ of kind `notify`. No transaction is held while it runs.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -32,22 +40,39 @@ import time
 from pathlib import Path
 
 from codexdash.config import MARKER_ENV, Settings
+from codexdash.faults import fault_point
 from codexdash.store import Job, JobEvent, JobStatus, Store, now, open_store
 
 FINISHED = "finished"
 STALLED = "stalled"
+DUE = "notify_due"  # an event won, its hook not yet run: a JobEvent of this kind
+SENT = "notify_sent"  # ... claimed by the runner that runs its hook
+REDELIVER_AFTER = 5.0  # seconds a due event is left to the process that won it
+DELIVER_WITHIN = 24 * 3600.0  # a due event older than this is news no more: left undelivered
+LOOK_EVERY = 5.0  # how often a long-lived engine looks for events left due
 # What is kept of a failing hook's stderr in the job's history.
 STDERR_KEEP = 2000
 
 
-def launch(settings: Settings, store: Store, payload: dict, event: str) -> None:
-    """Runs the hook for this event, detached; returns at once. Does nothing without a hook."""
+def record_due(store: Store, job_id: str, event: str) -> int | None:
+    """Inside the transaction that wins the event: records it as due; its id for the runner.
+    None on a read-only database, whose writes stay in this process (the runner could not
+    claim it there): its hook runs unclaimed, as it is launched once."""
+    if store.readonly:
+        return None
+    return JobEvent.create(job=job_id, at=now(), kind=DUE, detail=json.dumps({"event": event})).id
+
+
+def launch(settings: Settings, store: Store, payload: dict, event: str, due: int | None = None) -> None:
+    """Runs the hook for this event, detached; returns at once. Does nothing without a hook.
+    `due`: the event's record (record_due), which the runner claims before it runs the hook."""
     if not settings.notify_command:
         return
     spec = {
         "command": list(settings.notify_command),
         "timeout": settings.notify_timeout,
         "db": str(settings.db_path),
+        "due": due,
         "payload": {**payload, "event": event},
     }
     try:
@@ -63,6 +88,52 @@ def launch(settings: Settings, store: Store, payload: dict, event: str) -> None:
         return
     # Reaped here if this process outlives it; otherwise init does.
     threading.Thread(target=runner.wait, name="notify-reaper", daemon=True).start()
+
+
+def deliver_due(engine, older_than: float = REDELIVER_AFTER) -> float | None:
+    """Launches a runner for each event due for longer than `older_than` seconds (its winner
+    died before handing it over; not older than DELIVER_WITHIN), with this engine's hook.
+    Returns when the next one still young becomes old enough (None: none). An event this
+    engine launched is launched again only a minute later: the runner's claim keeps a second
+    launch harmless."""
+    settings, store = engine.settings, engine.store
+    if not settings.notify_command or store.readonly:
+        return None
+    from codexdash.jobs import job_json  # imported here: the engine imports this module too
+
+    at = now()
+    later = None
+    for due in JobEvent.select().where((JobEvent.kind == DUE) & (JobEvent.at >= at - DELIVER_WITHIN)):
+        if at - engine.due_launched.get(due.id, -math.inf) < 60:
+            continue
+        if due.at > at - older_than:
+            later = min(later or math.inf, due.at + older_than)
+            continue
+        job = Job.get_or_none(Job.id == due.job_id)
+        if job is None:
+            continue
+        engine.due_launched[due.id] = at
+        launch(settings, store, job_json(job.__data__), due.detail_data.get("event", FINISHED), due=due.id)
+    return later
+
+
+def claim_due(db_path: Path | str, due: int) -> bool:
+    """The runner's claim of a due event: True for the one runner that moves it to sent. With
+    sqlite3 alone, so the hook is not kept waiting for the store to open. An error leaves the
+    event due, for a later look."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"{Path(db_path).absolute().as_uri()}?mode=rw", uri=True, timeout=15, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        table = JobEvent._meta.table_name
+        return db.execute(f"UPDATE {table} SET kind = ? WHERE id = ? AND kind = ?", (SENT, due, DUE)).rowcount == 1
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
 
 
 def clean_env() -> dict[str, str]:
@@ -91,9 +162,11 @@ def silent_since(job: Job, mtime: float | None) -> float:
     return start if mtime is None else max(mtime, start)
 
 
-def claim_stall(store: Store, job: Job, since: float, stall_after: float) -> bool:
-    """Records that the live job has been silent since `since`: True for the one process that
-    records it first for this silence; False when it is recorded already or the job ended."""
+def claim_stall(store: Store, job: Job, since: float, stall_after: float) -> int | bool:
+    """Records that the live job has been silent since `since`, and its event as due: for the
+    one process that records it first for this silence, the due event's id (True on a
+    read-only database, where none is recorded); False when it is recorded already or the
+    job ended."""
     with store.write():
         status = Job.select(Job.status).where(Job.id == job.id).scalar()
         if status not in JobStatus.LIVE:
@@ -104,7 +177,7 @@ def claim_stall(store: Store, job: Job, since: float, stall_after: float) -> boo
             return False
         JobEvent.create(job=job.id, at=now(), kind=STALLED,
                         detail=json.dumps({"silent_since": since, "stall_after": stall_after}))
-    return True
+        return record_due(store, job.id, STALLED) or True
 
 
 def check_stall(engine, job: Job, mtime: float | None, payload: dict) -> float:
@@ -119,8 +192,13 @@ def check_stall(engine, job: Job, mtime: float | None, payload: dict) -> float:
     seen = engine.stalls_seen
     if seen.get(job.id) != since:  # asked the store once per silence, not at every look
         seen[job.id] = since
-        if claim_stall(engine.store, job, since, after):
-            launch(engine.settings, engine.store, payload, STALLED)
+        claimed = claim_stall(engine.store, job, since, after)
+        if claimed is not False:
+            fault_point("notify-after-commit")
+            due = None if claimed is True else claimed
+            if due is not None:
+                engine.due_launched[due] = now()
+            launch(engine.settings, engine.store, payload, STALLED, due=due)
     return now() + after
 
 
@@ -174,6 +252,8 @@ def _kill_group(hook: subprocess.Popen) -> None:
 def main() -> int:
     spec = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
+    if spec.get("due") is not None and not claim_due(spec["db"], spec["due"]):
+        return 0  # run by another runner already (or the store unwritable now: a later look)
     started = time.monotonic()
     detail = run_hook(spec["command"], spec["payload"], spec["timeout"])
     detail["seconds"] = round(time.monotonic() - started, 3)

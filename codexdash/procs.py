@@ -12,9 +12,9 @@ import os
 import select
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from codexdash.config import MARKER_ENV
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without loading typing for `list`
 
 if TYPE_CHECKING:  # imported where used: a refresh reads /proc itself, and `list` does not load psutil
     import psutil

@@ -144,23 +144,15 @@ class SessionHead:
     model: str | None = None  # from the first turn's context (written before its prompt)
 
 
-def _open_lines(path: Path | str):
-    if str(path).endswith(".zst"):
-        import io
-
-        import zstandard  # only for compressed sessions
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    return open(path, "rb")
-
-
 def read_head(path: Path | str, need_prompt: bool = True) -> SessionHead:
     """The session id, cwd, thread source, model and first prompt from the start of a session
     file."""
     head = SessionHead()
     parser = SessionParser()
+    from codexdash.tail import session_stream
+
     try:
-        with _open_lines(path) as fh:
+        with session_stream(path, whole=False) as fh:  # the head only: a compressed file's end is not needed
             budget = HEAD_BYTES * 8  # session_meta alone can be ~20 KB; tool output can be larger
             for _ in range(HEAD_LINES):
                 line = fh.readline(HEAD_BYTES * 4)

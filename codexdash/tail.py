@@ -2,8 +2,13 @@
 
 Codex appends each record as one write() ending in a newline, but a reader can still catch a
 line half-written (or a process killed mid-write): a last line without its newline is kept
-until it completes. A file that shrinks was truncated and one with a new inode was replaced:
-both are read again from the start.
+until it completes. A file that shrinks was truncated: it is read again from the start. One with
+a new inode was replaced (Codex's thread store replaces live files atomically): if the new file
+begins with what was read of the old one, reading goes on from where it was; if not, it is read
+again from the start. What was read is recognised by its first and its last MATCH_BYTES bytes
+(the session's id and start, and the last lines with their times): a session file only grows,
+so a rewrite that changed anything before the end of what was read changes those too unless it
+kept them byte for byte.
 
 Codex 0.171 may rewrite a session file untouched for a week in place as `rollout-...jsonl.zst`
 (zstd). Such a file is finished: every reader here accepts it, decompressing it as a stream from
@@ -12,9 +17,11 @@ the start (zstd cannot be read from the end), and reads it again only if it is r
 
 from __future__ import annotations
 
+import io
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +32,9 @@ READ_CHUNK = 1 << 20
 MAX_LINE_BYTES = 256 << 20
 
 OVERLAP_EVENTS = 8
+# How much of the start of what was read, and of its end, a replaced file must repeat to be
+# taken for the same file grown (see the module's docstring).
+MATCH_BYTES = 4096
 
 
 @dataclass
@@ -60,24 +70,51 @@ def _zstandard(path: Path | str):
     return zstandard
 
 
+@contextmanager
+def _decompressing(fd: int, path: Path | str, whole: bool = True):
+    """The zstd stream reader over the file open on `fd`, from its start and across all its
+    frames. Raises CompressedUnreadable when the library is missing, when the data is damaged
+    (as it is read), or, `whole`, when the frames do not end where the file does."""
+    zstandard = _zstandard(path)
+    # The streaming reader takes a file cut inside a frame for a shorter one, silently: the
+    # frames are checked to end where the file does before anything is read.
+    if whole and not zstd_frames_complete(fd, os.fstat(fd).st_size):
+        raise CompressedUnreadable(path, "cut short or damaged (its zstd frames do not end where the file does)")
+    with open(fd, "rb", closefd=False) as fh:
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False)
+        try:
+            yield reader
+        except zstandard.ZstdError as exc:
+            raise CompressedUnreadable(path, f"its data is damaged ({exc})") from None
+
+
 def decompressed_blocks(fd: int, path: Path | str) -> Iterator[bytes]:
     """The decompressed content of the zstd file open on `fd`, from its start, in blocks of at
     most READ_CHUNK bytes however well it compressed (a streaming reader: bounded memory).
 
     Raises CompressedUnreadable when the library is missing or the data is cut short or damaged.
     """
-    zstandard = _zstandard(path)
-    # The streaming reader takes a file cut inside a frame for a shorter one, silently: the
-    # frames are checked to end where the file does before anything is read.
-    if not zstd_frames_complete(fd, os.fstat(fd).st_size):
-        raise CompressedUnreadable(path, "cut short or damaged (its zstd frames do not end where the file does)")
-    with open(fd, "rb", closefd=False) as fh:
-        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True, closefd=False)
-        try:
-            while block := reader.read(READ_CHUNK):
-                yield block
-        except zstandard.ZstdError as exc:
-            raise CompressedUnreadable(path, f"its data is damaged ({exc})") from None
+    with _decompressing(fd, path) as reader:
+        while block := reader.read(READ_CHUNK):
+            yield block
+
+
+@contextmanager
+def session_stream(path: Path | str, whole: bool = True) -> Iterator[io.BufferedReader]:
+    """A session file's content from its start, as a binary file to read or readline: the file
+    itself, or a compressed one's decompressed bytes (through the same reader as the tail's).
+    `whole=False` reads the start of a compressed file whose end is cut or not written yet
+    (its head is sound all the same); errors are CompressedUnreadable, an OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if is_compressed(path):
+            with _decompressing(fd, path, whole) as reader:
+                yield io.BufferedReader(reader, READ_CHUNK)
+        else:
+            with open(fd, "rb", closefd=False) as fh:
+                yield fh
+    finally:
+        os.close(fd)
 
 
 _ZSTD_MAGIC = 0xFD2FB528
@@ -182,6 +219,10 @@ class SessionTail:
         self.offset = offset
         self._identity = identity
         self._lines = LineSplitter()
+        # The first and the last MATCH_BYTES bytes before `offset`: what a file replacing this
+        # one must begin with to be read on from `offset` (remember()).
+        self._head = b""
+        self._end = b""
 
     def read(self) -> TailChunk:
         chunk = TailChunk()
@@ -200,7 +241,8 @@ class SessionTail:
                 self._read_compressed(fd, st, chunk)
                 return chunk
             if self._identity is not None and identity != self._identity:
-                self._restart(chunk)
+                if not self._begins_as_read(fd, st):
+                    self._restart(chunk)  # another file: read from its start
             elif st.st_size < self.offset:
                 self._restart(chunk)
             self._identity = identity
@@ -213,15 +255,41 @@ class SessionTail:
                 if not data:
                     break
                 self.offset += len(data)
+                self._end = data[-MATCH_BYTES:] if len(data) >= MATCH_BYTES else (self._end + data)[-MATCH_BYTES:]
                 self._lines.feed(data, chunk)
+            self.remember(fd)
         finally:
             os.close(fd)
         return chunk
+
+    def remember(self, fd: int) -> None:
+        """Takes what is still missing of the first and the last bytes before `offset` from the
+        file open on `fd`: two small reads, once, at the first read (opening the end of a file
+        reads nothing more for it; a file replaced before that first read is read again)."""
+        want = min(MATCH_BYTES, self.offset)
+        try:
+            if len(self._head) < want:
+                self._head = os.pread(fd, want, 0)
+            if len(self._end) < want:
+                self._end = os.pread(fd, want, self.offset - want)
+        except OSError:
+            self._head = self._end = b""  # not known: a replacement is read from its start
+
+    def _begins_as_read(self, fd: int, st: os.stat_result) -> bool:
+        """Whether the file now under the name (open on `fd`) begins with what was read."""
+        want = min(MATCH_BYTES, self.offset)
+        if st.st_size < self.offset or len(self._head) < want or len(self._end) < want:
+            return False
+        try:
+            return os.pread(fd, want, 0) == self._head and os.pread(fd, want, self.offset - want) == self._end
+        except OSError:
+            return False
 
     def _restart(self, chunk: TailChunk) -> None:
         chunk.reset = True
         self.offset = 0
         self._lines = LineSplitter()
+        self._head = self._end = b""
 
     def _read_compressed(self, fd: int, st: os.stat_result, chunk: TailChunk) -> None:
         """A compressed file is read whole, once; again only if it is replaced or rewritten.
@@ -333,10 +401,12 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
         probe = SessionParser()
         if is_compressed(path):
             end = st.st_size
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             picked, truncated = _last_lines_forward(iter_compressed_lines(fd, path), wanted, probe)
             picked = [(line, decode_line(line)) for line in picked]
         else:
             end = last_line_end(fd, st.st_size)
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             picked = []
             counted = 0
             truncated = False
@@ -355,7 +425,6 @@ def open_session(path: Path | str, last: int = 200) -> OpenedSession:
     for line, record in picked:
         events.extend(parser.feed_decoded(record))
     picked = [line for line, _record in picked]
-    tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     truncated = truncated or len(events) > last
     return OpenedSession(events=events[-last:] if last else [], lines=picked, tail=tail, parser=parser, truncated=truncated)
 
@@ -384,6 +453,7 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
         st = os.fstat(fd)
         if is_compressed(path):
             end = st.st_size
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             kept: deque[bytes] = deque(maxlen=last)
             seen = 0
             for line in iter_compressed_lines(fd, path):
@@ -392,6 +462,7 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
             lines, truncated = list(kept), seen > last
         else:
             end = last_line_end(fd, st.st_size)
+            tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
             lines, truncated = [], False
             for line in iter_lines_backward(fd, end):
                 if len(lines) >= last:
@@ -401,6 +472,5 @@ def open_session_raw(path: Path | str, last: int) -> OpenedSession:
             lines.reverse()
     finally:
         os.close(fd)
-    tail = SessionTail(path, offset=end, identity=(st.st_dev, st.st_ino))
     return OpenedSession(events=[], lines=lines, tail=tail, parser=SessionParser(), truncated=truncated)
 

@@ -153,6 +153,7 @@ class Watcher:
         self.engine = engine or JobEngine(settings, open_store(settings.db_path))
         self.pidfds: dict[str, tuple[int, int, float | None]] = {}  # job id -> (pidfd, pid, start time)
         self.next_stall: dict[str, float] = {}
+        self.next_due: float | None = None  # when an event left due by another process is to be handed over
 
     def run(self) -> int:
         self._write_pid()
@@ -169,11 +170,14 @@ class Watcher:
             while True:
                 try:
                     live = self._look()
-                    if not live:
+                    if not live and self.next_due is None:
                         if self._keep_lock():
                             continue  # a job was started meanwhile: look again
                         return 0
                     timeout = self._follow(live)
+                    if self.next_due is not None:  # stays for it, even with nothing live
+                        wait = max(self.next_due - now(), 0.0)
+                        timeout = wait if timeout is None else min(timeout, wait)
                     failures = 0
                 except Exception:  # noqa: BLE001 - the store unreadable for a moment; look again
                     failures += 1
@@ -192,10 +196,12 @@ class Watcher:
         os.pwrite(self.lock_fd, f"{os.getpid()}\n".encode(), 0)
 
     def _look(self) -> list[Job]:
-        """Every live job reconciled, as any look does (settling, and notifying, the ended)."""
+        """Every live job reconciled, as any look does (settling, and notifying, the ended), and
+        the hook's events left due by a process that died before launching them handed over."""
         jobs = list(Job.select().where(Job.status.in_(JobStatus.LIVE)))
         for job in jobs:
             self.engine.reconcile(job)
+        self.next_due = notify.deliver_due(self.engine)
         return [job for job in jobs if job.is_live]
 
     def _keep_lock(self) -> bool:

@@ -14,7 +14,8 @@ import pytest
 
 from codexdash.config import Settings
 from codexdash.fake_codex import install
-from codexdash.jobs import JobEngine, StartRequest
+from codexdash.jobs import JobEngine
+from codexdash.starting import StartRequest
 from codexdash.procs import process_if_same
 from codexdash.store import Job, open_store
 

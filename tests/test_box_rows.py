@@ -104,8 +104,8 @@ async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_
         answer.write_text(answer.read_text().replace('"running"', '"completed"'))  # it ends there: news here
         app.look_again("slowbox")
         await until(pilot, lambda: "abcdef0123" in app.attention.unseen, message="the end of a job on the box, marked")
-        toasts = [str(t.render()) for t in app.screen.query("Toast")]
-        assert any("job abcdef0123 on slowbox completed" in t for t in toasts), toasts
+        await until(pilot, lambda: any("job abcdef0123 on slowbox completed" in n.message for n in app._notifications),
+                    message="the end told")
         slow.touch()
         app.look_again("slowbox")
         await until(pilot, lambda: rows()["abcdef0123"].stale, timeout=10, message="the row greyed while the box is silent")

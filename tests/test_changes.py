@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from codexdash.changes import Action, Status, job_changes, read_turn_lines, session_changes
+from codexdash.changes import job_changes
+from codexdash.session_edits import Action, Status, read_turn_lines, session_changes
 from codexdash.store import Job, JobStatus, open_store
 from tests.conftest import SAMPLES, wait_for
 from tests.test_cli import one_line_error
@@ -198,18 +199,18 @@ def test_the_diff_is_against_the_state_before_the_job_and_leaves_the_index_alone
 
 
 def test_big_untracked_files_stay_out_of_the_start_snapshot(sandbox, tmp_path, monkeypatch):
-    from codexdash import changes
+    from codexdash import git_tree
 
-    monkeypatch.setattr(changes, "SNAPSHOT_UNTRACKED_BYTES", 10)
+    monkeypatch.setattr(git_tree, "SNAPSHOT_UNTRACKED_BYTES", 10)
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     (repo / "a.txt").write_text("a, changed\n")
     (repo / "big.bin").write_text("more than ten bytes\n")
-    tree = changes.start_snapshot(str(repo))
+    tree = git_tree.start_snapshot(str(repo))
     listing = git(repo, "ls-tree", "-r", tree)
     assert "a.txt" in listing and "big.bin" not in listing
     assert git(repo, "cat-file", "-p", f"{tree}:a.txt") == "a, changed\n"
-    monkeypatch.setattr(changes, "SNAPSHOT_UNTRACKED_BYTES", 1000)
-    assert "big.bin" in git(repo, "ls-tree", "-r", changes.start_snapshot(str(repo)))
+    monkeypatch.setattr(git_tree, "SNAPSHOT_UNTRACKED_BYTES", 1000)
+    assert "big.bin" in git(repo, "ls-tree", "-r", git_tree.start_snapshot(str(repo)))
 
 
 def test_a_follow_up_shows_only_its_own_turn_and_the_parent_stops_where_it_began(sandbox, tmp_path):
@@ -234,12 +235,12 @@ def test_the_scratch_index_is_a_copy_dated_as_the_original(tmp_path):
     """Git trusts a file whose size and time match its index entry unless the index is no
     older than the file ("racily clean"): a copy of the index dated now would hide a same-size
     edit made in the second of the last commit (seen with the real Codex)."""
-    from codexdash.changes import _ScratchIndex
+    from codexdash.git_tree import ScratchIndex
 
     repo = make_repo(tmp_path / "repo", {"a.txt": "old line\n"})
     real = repo / ".git" / "index"
     os.utime(real, ns=(1_700_000_000_123_456_789, 1_700_000_000_123_456_789))
-    with _ScratchIndex(str(repo)) as index:
+    with ScratchIndex(str(repo)) as index:
         assert os.stat(index.path).st_mtime_ns == real.stat().st_mtime_ns
         assert Path(index.path).read_bytes() == real.read_bytes()
     assert not os.path.exists(index.path)

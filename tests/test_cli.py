@@ -143,8 +143,11 @@ def test_logs_follow_of_a_file_follows_it_replaced_and_ends_when_it_is_archived(
         wait_for(lambda: len(out) >= 2, message="the appended line")
         fresh = day / "rollout.tmp"
         fresh.write_bytes(b"".join(lines[:3]))
-        os.replace(fresh, path)  # a new inode under the name: read again from its start
-        wait_for(lambda: len(out) >= 5, message="the replaced file")
+        os.replace(fresh, path)  # a new inode under the name, beginning as the file did: read on
+        wait_for(lambda: len(out) >= 3, message="the line the replacement added")
+        fresh.write_bytes(b"".join(lines[3:5]))
+        os.replace(fresh, path)  # another file: read from its start
+        wait_for(lambda: len(out) >= 5, message="the other file")
         archived = sandbox.codex_home / "archived_sessions"
         archived.mkdir()
         os.rename(path, archived / path.name)
@@ -152,7 +155,7 @@ def test_logs_follow_of_a_file_follows_it_replaced_and_ends_when_it_is_archived(
     finally:
         follow.kill()
     reader.join(timeout=15)
-    assert [json.loads(line) for line in out] == [json.loads(line) for line in lines[:2] + lines[:3]]
+    assert [json.loads(line) for line in out] == [json.loads(line) for line in lines[:3] + lines[3:5]]
 
 
 def test_logs_follow_of_a_file_says_it_was_archived(sandbox):

@@ -11,7 +11,7 @@ import sys
 import time
 
 from codexdash.cli import SANDBOX_VALUES, build_parser
-from codexdash.jobs import SANDBOX_MODES
+from codexdash.starting import SANDBOX_MODES
 from codexdash.store import Job
 
 

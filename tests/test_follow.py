@@ -98,17 +98,57 @@ def test_a_line_written_in_pieces_comes_whole(running, session_file):
     run.end()
 
 
-def test_a_file_replaced_by_a_new_inode_is_followed_there(running, session_file):
+def replace_with(path, data: bytes) -> None:
+    """As Codex's thread store rewrites a live file: a new inode renamed over the name."""
+    fresh = path.with_name("rollout.tmp")
+    fresh.write_bytes(data)
+    before = os.stat(path).st_ino
+    os.replace(fresh, path)
+    assert os.stat(path).st_ino != before
+
+
+def test_a_file_replaced_by_one_that_begins_as_it_did_is_followed_on_from_where_it_was(running, session_file):
     run = running()
-    fresh = session_file.with_name("rollout.tmp")
-    fresh.write_bytes(b"first\nsecond\n")
-    before = os.stat(session_file).st_ino
-    os.replace(fresh, session_file)  # as Codex's thread store rewrites a live file
-    assert os.stat(session_file).st_ino != before
-    replaced = run.wait_update(lambda u: u.reset, "the replacement")
-    assert replaced.lines == [b"first", b"second"] and not replaced.ended
+    replace_with(session_file, b"first\nsecond\n")
+    run.wait_lines(b"second")
     append(session_file, b"third\n")  # written to the new inode: the follower watches that one now
+    run.wait_lines(b"second", b"third")
+    assert run.lines() == [b"first", b"second", b"third"] and not any(u.reset for u in list(run.updates))
+    run.end()
+
+
+def test_a_file_replaced_by_a_different_one_is_read_from_its_start(running, session_file):
+    run = running()
+    replace_with(session_file, b"other\nsecond\n")  # as long, and longer: but not what was read
+    replaced = run.wait_update(lambda u: u.reset, "the replacement")
+    assert replaced.lines == [b"other", b"second"] and not replaced.ended
+    append(session_file, b"third\n")
     run.wait_lines(b"third")
+    run.end()
+
+
+@pytest.mark.parametrize("kernel_events", [True, False])
+def test_a_long_file_replaced_is_told_apart_by_its_start_and_the_end_of_what_was_read(session_file, kernel_events):
+    """Past MATCH_BYTES at both ends: a replacement that repeats what was read, a line left half
+    written completed in it, goes on; one whose start or last lines read differ is read again."""
+    from codexdash.tail import MATCH_BYTES
+
+    lines = [b'{"n": %d, "pad": "%s"}' % (i, b"x" * 100) for i in range(200)]
+    body = b"\n".join(lines) + b"\n"
+    assert len(body) > 4 * MATCH_BYTES
+    session_file.write_bytes(body + b'{"n": "half')
+    run = Running(session_file, kernel_events=kernel_events)
+    run.wait_lines(lines[-1])
+    replace_with(session_file, body + b'{"n": "half", "done": 1}\n{"n": "next"}\n')
+    run.wait_lines(b'{"n": "half", "done": 1}', b'{"n": "next"}')
+    assert not any(u.reset for u in list(run.updates)) and len(run.lines()) == 202
+    read = body + b'{"n": "half", "done": 1}\n{"n": "next"}\n'
+    other_start = b"X" + read[1:]
+    for changed in (other_start, other_start[:-10] + b'"NEXT"}\n' + b"more\n"):  # its start, then its last lines
+        seen = len(run.updates)
+        replace_with(session_file, changed)
+        replaced = run.wait_update(lambda u: u.reset and run.updates.index(u) >= seen, "the replacement read again")
+        assert b"".join(line + b"\n" for line in replaced.lines) == changed
     run.end()
 
 
@@ -129,9 +169,10 @@ def test_deletion_is_said_once_and_the_follower_waits_for_the_file_to_come_back(
     session_file.unlink()
     gone = run.wait_update(lambda u: u.problem, "the deletion")
     assert "no longer exists" in gone.problem and not gone.ended
-    session_file.write_bytes(b"back\n")
-    back = run.wait_update(lambda u: u.reset and u.lines, "the file again")
-    assert back.lines == [b"back"]
+    session_file.write_bytes(b"back\n")  # created, then written: the follower may see the two apart
+    back = run.wait_update(lambda u: u.reset, "the file again, read from its start")
+    after = lambda: [line for u in run.updates[run.updates.index(back):] for line in u.lines]  # noqa: E731
+    wait_for(lambda: after() == [b"back"], message="its line")
     assert run.thread.is_alive()
     assert sum(1 for u in run.updates if u.problem) == 1
     run.end()
@@ -169,9 +210,9 @@ def test_the_watchfiles_path_when_inotify_is_forced_off(running, session_file, m
     assert run.follower.mode == "watchfiles"
     append(session_file, b"second\n")
     run.wait_lines(b"second")
-    fresh = session_file.with_name("rollout.tmp")
-    fresh.write_bytes(b"replaced\n")
-    os.replace(fresh, session_file)
+    replace_with(session_file, b"first\nsecond\nthird\n")  # begins as it did: read on
+    run.wait_lines(b"third")
+    replace_with(session_file, b"replaced\n")
     assert run.wait_update(lambda u: u.reset, "the replacement").lines == [b"replaced"]
     session_file.unlink()
     assert "no longer exists" in run.wait_update(lambda u: u.problem, "the deletion").problem

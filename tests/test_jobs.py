@@ -8,7 +8,7 @@ import psutil
 import pytest
 
 from codexdash.errors import BadInput
-from codexdash.jobs import StartRequest
+from codexdash.starting import StartRequest
 from codexdash.store import Job, JobEvent, JobStatus
 from tests.conftest import wait_for
 

@@ -168,7 +168,8 @@ PID_REUSE_SCRIPT = textwrap.dedent(
     from codexdash.config import Settings
     from codexdash.errors import Refused
     from codexdash.identity import verify
-    from codexdash.jobs import JobEngine, StartRequest
+    from codexdash.jobs import JobEngine
+    from codexdash.starting import StartRequest
     from codexdash.kill import kill_job
     from codexdash.store import Job, open_store
 

@@ -190,6 +190,100 @@ def test_a_dashboards_child_is_settled_by_the_watcher_with_its_exit_status(sandb
         "starting", "running", "failed"]
 
 
+# ---- an event won by a process that dies before launching its hook ---------------------------------
+
+
+def runners(sandbox) -> list[psutil.Process]:
+    """The hook runners (`python -m codexdash.notify`) working for this sandbox's database."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "codexdash.notify" in (proc.info["cmdline"] or []) and \
+                    proc.environ().get("CODEXDASH_DB") == str(sandbox.db_path) and not gone(proc):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def kinds(job_id: str) -> list[str]:
+    return [e.kind for e in JobEvent.select().where(JobEvent.job == job_id).order_by(JobEvent.id)]
+
+
+@pytest.mark.parametrize("prompt, event", [("ECHO all done", "finished"), ("SLEEP 60", "stalled")])
+def test_an_event_whose_winner_dies_before_launching_the_hook_is_delivered_once_by_the_next_looks(
+        sandbox, hook, prompt, event):
+    command, out = hook
+    (sandbox.root / "config.toml").write_text("stall_after = 1\n")
+    job = sandbox.start(prompt)  # this engine never looks: the looks below win the event
+    if event == "finished":
+        wait_for(lambda: sandbox.engine._children[job.id].poll() is not None, message="the job's process to end")
+
+    def crashed() -> bool:  # a look that wins the event, then dies right after its commit
+        done = sandbox.cli("list", CODEXDASH_NOTIFY_COMMAND=command, CODEXDASH_FAULT="notify-after-commit")
+        assert done.returncode in (0, 137), done.stderr
+        return done.returncode == 137
+
+    wait_for(crashed, timeout=30, interval=0.2, message=f"a look to win the {event} event and die")
+    assert kinds(job.id).count(notify.DUE) == 1 and events(out) == [] and runners(sandbox) == []
+    if event == "finished":
+        assert Job.get_by_id(job.id).status == JobStatus.COMPLETED  # settled: no later look wins it again
+    with sandbox.engine.store.write():  # its winner is long gone: the event is overdue
+        JobEvent.update(at=JobEvent.at - 60).where(JobEvent.kind == notify.DUE).execute()
+    # The next looks, at once: two `list`s and a watcher (with nothing live, it stays for no job).
+    lookers = [subprocess.Popen([sys.executable, "-m", "codexdash", "list"], env=sandbox.env(CODEXDASH_NOTIFY_COMMAND=command),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL) for _ in range(2)]
+    watcher.ensure_running(replace(sandbox.settings, notify_command=tuple(shlex.split(command))))
+    for looker in lookers:
+        assert looker.wait(timeout=60) == 0
+    (delivered,) = wait_for(lambda: events(out, job.id), message="the event, delivered")
+    assert delivered["event"] == event and delivered["id"] == job.id
+    wait_for(lambda: history(job.id, "notify"), message="the hook's run in the history")
+    wait_for(lambda: not runners(sandbox), message="every runner launched for it to be done")
+    assert len(events(out, job.id)) == 1 and len(history(job.id, "notify")) == 1
+    assert kinds(job.id).count(notify.SENT) == 1 and notify.DUE not in kinds(job.id)
+    assert f"notify ({event}): ok" in sandbox.cli("show", job.id).stdout
+    if event == "stalled":  # still live, followed by the watcher: its end is one more event
+        assert sandbox.cli("kill", job.id, "--yes", CODEXDASH_NOTIFY_COMMAND=command).returncode == 0
+        wait_for(lambda: len(history(job.id, "notify")) == 2, message="the finished event's run")
+    wait_watcher_exit(sandbox)
+    assert [e["event"] for e in events(out, job.id)] == [event, "finished"][: 2 if event == "stalled" else 1]
+
+
+def test_an_event_left_due_for_more_than_a_day_is_not_delivered(sandbox, hook):
+    command, out = hook
+    job = sandbox.start("ECHO quick")
+    with sandbox.engine.store.write():
+        notify.record_due(sandbox.engine.store, job.id, notify.FINISHED)
+        JobEvent.update(at=JobEvent.at - notify.DELIVER_WITHIN - 60).where(JobEvent.kind == notify.DUE).execute()
+    engine = JobEngine(replace(sandbox.settings, notify_command=tuple(shlex.split(command))), sandbox.engine.store)
+    assert notify.deliver_due(engine) is None and engine.due_launched == {} and runners(sandbox) == []
+    assert events(out) == [] and kinds(job.id)[-1] == notify.DUE
+
+
+def test_a_due_event_is_claimed_by_one_runner(sandbox):
+    job = sandbox.start("ECHO quick")
+    with sandbox.engine.store.write():
+        due = notify.record_due(sandbox.engine.store, job.id, notify.FINISHED)
+    assert kinds(job.id)[-1] == notify.DUE
+    assert notify.claim_due(sandbox.db_path, due)
+    assert not notify.claim_due(sandbox.db_path, due)  # a second runner for it runs nothing
+    assert kinds(job.id)[-1] == notify.SENT
+
+
+def test_a_hook_launched_by_its_winner_is_not_launched_again_by_later_looks(sandbox, hook):
+    command, out = hook
+    job = sandbox.start("ECHO all done")
+    engine = JobEngine(replace(sandbox.settings, notify_command=tuple(shlex.split(command))), sandbox.engine.store)
+    wait_for(lambda: not engine.refresh([job])[0].job.is_live, message="the job to end, here")
+    wait_for(lambda: history(job.id, "notify"), message="the hook's run in the history")
+    with sandbox.engine.store.write():
+        JobEvent.update(at=JobEvent.at - 60).where(JobEvent.job == job.id).execute()  # old, every record of it
+    assert sandbox.cli("list", CODEXDASH_NOTIFY_COMMAND=command).returncode == 0
+    wait_for(lambda: not runners(sandbox), message="no runner left")
+    assert len(events(out, job.id)) == 1 and kinds(job.id).count(notify.SENT) == 1
+
+
 # ---- a hook that fails or hangs -----------------------------------------------------------------
 
 

@@ -121,6 +121,8 @@ def test_past_the_budget_every_tree_is_read_in_turns_within_stride_refreshes(chi
 def test_a_refresh_reads_the_store_only_after_a_commit(sandbox, monkeypatch):
     job = sandbox.start("please SLEEP 30")
     engine = sandbox.engine
+    # The refresh that finds the job's session file records it (a commit of its own): done first.
+    wait_for(lambda: engine.refresh() and Job.get_by_id(job.id).session_file, message="the session file found")
     views = engine.refresh()
     assert [v.job.id for v in views] == [job.id] and views[0].stats is not None
     reads = []

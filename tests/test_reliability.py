@@ -90,7 +90,8 @@ def kill_events(job_id: str) -> list[dict]:
 
 
 def test_killed_after_the_first_signal_the_next_look_finishes_the_kill(sandbox):
-    (sandbox.root / "config.toml").write_text("interrupt_grace = 1\nterminate_grace = 1\n")
+    # No watcher: it would finish the abandoned kill itself (tested in test_notify.py), racing the looks.
+    (sandbox.root / "config.toml").write_text("interrupt_grace = 1\nterminate_grace = 1\nwatch = false\n")
     started = json.loads(sandbox.cli("start", "--json", "IGNORE_SIGNALS STREAM 120").stdout)
     wait_for(lambda: sandbox.engine.session_file(Job.get_by_id(started["id"])), message="the session file")
     crashed = sandbox.cli("kill", started["id"], "--yes", CODEXDASH_FAULT="kill-after-signal")

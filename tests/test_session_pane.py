@@ -209,3 +209,30 @@ async def test_the_last_line_stays_in_view_when_the_pane_shrinks(sandbox, app):
         await pilot.resize_terminal(140, 30)
         await until(pilot, lambda: log.size.height < 30 and log.scroll_y == log.max_scroll_y, message="still at the bottom")
         assert "▼ following" in state(app)
+
+
+async def test_a_session_file_replaced_goes_on_where_it_was_or_is_shown_again_with_a_note(sandbox, app):
+    """Codex's thread store may rewrite a live file by renaming a new one over it: one that
+    begins as the file did adds its new lines; another file is shown from its start, said."""
+    import os
+
+    from codexdash.ui.session_pane import REREAD_NOTE
+
+    lines = [user_message("replace me")] + [agent_message(f"line {i}") for i in range(60)]
+    path = write_session(sandbox.root / "s.jsonl", lines)
+    record_job(sandbox.engine.store, "e4e4e4e4e4", path, age=60)
+
+    def replace_with(new_lines) -> None:
+        fresh = write_session(sandbox.root / "s.tmp", new_lines)
+        os.replace(fresh, path)
+
+    async with app.run_test(size=(140, 40)) as pilot:
+        await shown(pilot, "e4e4e4e4e4", "line 59")
+        replace_with(lines + [agent_message("line 60")])
+        await until(pilot, lambda: "line 60" in log_text(app), message="the line the replacement added")
+        assert log_text(app).count("line 59") == 1 and log_text(app).count("replace me") == 1
+        assert REREAD_NOTE not in state(app)
+        replace_with([user_message("another session"), agent_message("its only answer")])
+        await until(pilot, lambda: "its only answer" in log_text(app), message="the other file, from its start")
+        assert "line 59" not in log_text(app) and "another session" in log_text(app)
+        await until(pilot, lambda: REREAD_NOTE in state(app), message="the note that it was read again")

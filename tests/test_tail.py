@@ -44,6 +44,32 @@ def test_truncation_and_replacement_restart(tmp_path):
     assert tail.read().problem and "no longer exists" in tail.read().problem
 
 
+def test_a_replacement_that_begins_as_the_file_did_is_read_on_from_where_it_was(tmp_path):
+    from codexdash.tail import MATCH_BYTES
+
+    path = tmp_path / "s.jsonl"
+    lines = [b"%05d %s" % (i, b"y" * 50) for i in range(300)]
+    path.write_bytes(b"\n".join(lines[:200]) + b"\n")
+    opened = open_session(path, last=3)  # from its end: nothing before it is read
+
+    def replace(data: bytes) -> None:
+        (tmp_path / "new").write_bytes(data)
+        os.replace(tmp_path / "new", path)
+
+    assert opened.read_more().lines == []  # the first read takes what a replacement must repeat
+    replace(b"\n".join(lines[:250]) + b"\n")
+    more = opened.read_more()
+    assert not more.reset and more.lines == lines[200:250]
+    assert len(b"\n".join(lines[:250])) > 2 * MATCH_BYTES
+    replace(b"\n".join(lines[:249]) + b"\n00249 changed\n")  # its last line read is not the same
+    more = opened.read_more()
+    assert more.reset and more.lines == [*lines[:249], b"00249 changed"]
+    fresh = open_session(path, last=3)
+    replace(path.read_bytes() + b"more\n")  # before its first read: not known, read again
+    more = fresh.read_more()
+    assert more.reset and more.lines[-1] == b"more"
+
+
 @given(data=st.binary(max_size=3000), cuts=st.lists(st.integers(min_value=0, max_value=3000), max_size=12))
 @settings(max_examples=150, deadline=None)
 def test_any_split_of_any_bytes_gives_the_lines_of_the_whole(tmp_path_factory, data, cuts):
@@ -134,6 +160,23 @@ def test_a_compressed_session_reads_as_its_plain_twin(tmp_path):
         more = session.read_more()  # a compressed file is finished: nothing is read twice
         assert (more.events, more.reset, more.problem) == ([], False, None)
         assert opened.read_more().events == []
+
+
+def test_the_head_and_a_turns_lines_of_a_compressed_session_are_read_across_its_frames(tmp_path):
+    """read_head and read_turn_lines read a compressed file through the tail's own reader: every
+    frame (here one a line, so the prompt is in a later one), and the head of a file cut short."""
+    from codexdash.session_edits import read_turn_lines
+    from codexdash.session_files import read_head
+
+    plain = SAMPLES / "completed-tool-call.jsonl"
+    lines = plain.read_bytes().splitlines(keepends=True)
+    path = tmp_path / (plain.name + ".zst")
+    path.write_bytes(compress(plain.read_bytes(), frames=len(lines)))
+    assert read_head(path) == read_head(plain) and read_head(plain).prompt
+    assert list(read_turn_lines(path)) == list(read_turn_lines(plain)) == lines
+    assert list(read_turn_lines(path, len(lines[0]), len(lines[0]) + len(lines[1]))) == [lines[1]]
+    path.write_bytes(path.read_bytes()[:-7])  # its end cut: its head is still read
+    assert read_head(path) == read_head(plain)
 
 
 def test_a_replaced_compressed_session_is_read_again(tmp_path):

@@ -12,7 +12,7 @@ from codexdash.store import Job, JobStatus
 from codexdash.ui import keys, saved_state
 from codexdash.ui.app import CodexdashApp
 from codexdash.ui.column_chooser import ColumnChooser
-from codexdash.ui.columns import UNSEEN_MARK
+from codexdash.ui.columns import BY_KEY, UNSEEN_MARK
 from codexdash.ui.help_screen import HelpScreen, help_rows
 from codexdash.ui.sort_menu import SortMenu
 from codexdash.ui.start_dialog import StartDialog
@@ -39,7 +39,7 @@ def burst(app, *keys_: str) -> None:
 
 
 def header(app) -> list[str]:
-    return [str(c.label) for c in app.table.ordered_columns]
+    return [c.plain for c in app.table.header_cells()]
 
 
 def selected(app) -> str | None:
@@ -122,11 +122,11 @@ async def test_sort_by_the_column_under_the_header_cursor_second_press_reverses(
         assert app.table.pointer == "name"
         await pilot.press("s")
         assert app.table.sort_spec == ("name", False) and "Name ▲" in header(app)
-        names = [app.table.get_row_at(i)[2].plain for i in range(5)]
+        names = [app.table.row_cells(i)[2].plain for i in range(5)]
         assert names == sorted(names, key=str.lower)
         await pilot.press("s")
         assert app.table.sort_spec == ("name", True) and "Name ▼" in header(app)
-        assert [app.table.get_row_at(i)[2].plain for i in range(5)] == sorted(names, key=str.lower, reverse=True)
+        assert [app.table.row_cells(i)[2].plain for i in range(5)] == sorted(names, key=str.lower, reverse=True)
         await pilot.press("S")
         menu = await until(pilot, lambda: isinstance(app.screen, SortMenu) and app.screen, message="the sort menu")
         menu.options.highlighted = next(i for i, o in enumerate(menu.options.options) if o.id == "tokens")
@@ -145,7 +145,7 @@ async def test_the_state_sort_puts_live_jobs_first_then_failures_then_the_rest(s
         while app.table.pointer != "state":
             await pilot.press("left")
         await pilot.press("s")
-        order = [app.table.get_row_at(i)[0].plain for i in range(6)]
+        order = [app.table.row_cells(i)[0].plain for i in range(6)]
         assert order[0] == "● running" and app.table._order[0] == live.id
         assert order[1:] == ["✖ failed", "✔ completed", "✔ completed", "■ interrupted", "✝ killed"]
 
@@ -164,14 +164,14 @@ async def test_columns_can_be_hidden_and_sized_and_are_remembered(sandbox, app):
         await pilot.press("enter")
         await until(pilot, lambda: not isinstance(app.screen, ColumnChooser), message="the chooser to close")
         assert "Job" not in header(app)
-        assert app.table.columns["cwd"].width == 18
+        assert dict(app.table.fitted)[BY_KEY["cwd"]] == 18
         state = await until(pilot, lambda: (s := saved_state.load(app.state_path)) and "id" not in s.columns and s,
                             message="the layout saved")
         assert state.widths == {"cwd": 18}
     again = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost")
     async with again.run_test(size=(200, 40)) as pilot:
         await until(pilot, lambda: again.table.row_count == 5, message="the fixed jobs")
-        assert "Job" not in header(again) and again.table.columns["cwd"].width == 18
+        assert "Job" not in header(again) and dict(again.table.fitted)[BY_KEY["cwd"]] == 18
 
 
 # ---- help and the palette ---------------------------------------------------------------------------------
@@ -310,11 +310,11 @@ async def test_a_finished_job_rings_notifies_and_is_marked_unseen_until_looked_a
         assert alert.startswith("\x07\x1b]9;codexdash: FAIL after a moment SLEEP 1 failed")
         assert "\x1b]777;notify;codexdash;" in alert
         row = app.table._order.index(job.id)
-        assert app.table.get_row_at(row)[2].plain.startswith(UNSEEN_MARK)
+        assert app.table.row_cells(row)[2].plain.startswith(UNSEEN_MARK)
         assert "⚑ 1 failed" in str(app.status_line.render())
         await pilot.press("g")  # onto the new job: looked at
         await until(pilot, lambda: job.id not in app.attention.unseen, message="the mark cleared")
-        assert not app.table.get_row_at(0)[2].plain.startswith(UNSEEN_MARK)
+        assert not app.table.row_cells(0)[2].plain.startswith(UNSEEN_MARK)
         assert "⚑" not in str(app.status_line.render())
 
 
@@ -357,7 +357,7 @@ async def test_jobs_that_ended_while_no_dashboard_was_open_are_unseen(sandbox, a
     async with again.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: job.id in again.attention.unseen, message="marked unseen")
         await until(pilot, lambda: "1 unseen" in str(again.status_line.render()), message="counted")
-        assert again.table.get_row_at(0)[2].plain.startswith(UNSEEN_MARK)  # not cleared by the first selection
+        assert again.table.row_cells(0)[2].plain.startswith(UNSEEN_MARK)  # not cleared by the first selection
 
 
 # ---- threads together ---------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def log_text(app) -> str:
 
 def table_text(app) -> str:
     table = app.table
-    return "\n".join(" ".join(str(c) for c in table.get_row_at(i)) for i in range(table.row_count))
+    return "\n".join(" ".join(c.plain for c in table.row_cells(i)) for i in range(table.row_count))
 
 
 FIXED_JOBS = [

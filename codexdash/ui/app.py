@@ -18,7 +18,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from codexdash import format as fmt
 from codexdash.boxes import LOCAL, Box, LocalBox
@@ -252,7 +252,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
     def _show_selected(self) -> None:
         self.pane.show(self._selected_view(), self.views)
 
-    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+    def on_jobs_table_row_highlighted(self, _event: JobsTable.RowHighlighted) -> None:
         jid = self.table.selected_job_id
         if jid != self._highlighted:
             self._highlighted = jid
@@ -264,8 +264,8 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
         if self.attention.seen(job_id):
             self._show_table()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self._sort_by(str(event.column_key.value))
+    def on_jobs_table_header_selected(self, event: JobsTable.HeaderSelected) -> None:
+        self._sort_by(event.column_key)
 
     # ---- actions ------------------------------------------------------------------------
 

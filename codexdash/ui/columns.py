@@ -55,6 +55,14 @@ class Row:
     def job(self):
         return self.view.job
 
+    @cached_property
+    def job_id(self) -> str:
+        return self.view.job.id
+
+    @cached_property
+    def created(self) -> float:
+        return self.view.job.created_at
+
     @property
     def external(self) -> bool:
         return isinstance(self.view, ExternalView)
@@ -207,7 +215,7 @@ COLUMNS: list[Column] = [
     Column("host", "Host", 8, 2, _host, lambda r: (host_of(r.view) != "local", host_of(r.view)), shown=False),
     Column("id", "Job", 10, 3, _id, lambda r: r.job.id),
     Column("name", "Name", 22, 0, _name, lambda r: r.name.lower(), min_width=10),
-    Column("started", "Started", 7, 7, _started, lambda r: r.job.created_at, descending=True),
+    Column("started", "Started", 7, 7, _started, lambda r: r.created, descending=True),
     Column("time", "Time", 6, 4, lambda r, w: _quiet(r, fmt.duration(r.view.elapsed)),
            lambda r: r.view.elapsed or -1, descending=True),
     Column("pid", "PID", 7, 10, lambda r, w: _quiet(r, str(r.job.pid or "-")), lambda r: r.job.pid or 0),

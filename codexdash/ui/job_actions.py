@@ -19,7 +19,8 @@ from textual import work
 
 from codexdash.boxes import LOCAL, StartSpec
 from codexdash.errors import BadInput, CodexdashError
-from codexdash.jobs import JobView, StartRequest
+from codexdash.jobs import JobView
+from codexdash.starting import StartRequest
 from codexdash.kill import KillFlow
 from codexdash.ui.changes_screen import ChangesScreen
 from codexdash.ui.columns import ExternalView

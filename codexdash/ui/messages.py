@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from textual.message import Message
 
 from codexdash.events import Event
-from codexdash.jobs import JobView, StartRequest
+from codexdash.jobs import JobView
+from codexdash.starting import StartRequest
 from codexdash.kill import KillFlow
 from codexdash.store import Job
 

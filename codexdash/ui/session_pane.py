@@ -37,6 +37,8 @@ from codexdash.ui.session_log import SessionLog
 __all__ = ["SessionLog", "SessionPane"]
 
 INITIAL_EVENTS = 1000
+# Said when the followed file was truncated, or replaced by one that does not begin as it did.
+REREAD_NOTE = "the session file was replaced or truncated: shown again from its start"
 
 
 class SessionPane(RemoteSession, Vertical):
@@ -52,6 +54,7 @@ class SessionPane(RemoteSession, Vertical):
         self._engine_tokens: int | None = None  # the engine's figure, until the file gives one
         self._note = ""
         self._box_note = ""  # the job's box does not answer: why, and since when
+        self._header_shown: tuple | None = None  # the header lines as last updated
         self._stop: Stop | None = None
         self.boxes: dict = {}  # the boxes by name: a job on another box is followed through its box
         self.host = "local"
@@ -134,7 +137,8 @@ class SessionPane(RemoteSession, Vertical):
             if worker.is_cancelled or stop.is_set():
                 return
             if not more.empty:
-                self.post_message(SessionUpdate(job_id, path, more.events, more.lines, reset=more.reset, problem=more.problem))
+                problem = more.problem or (REREAD_NOTE if more.reset else None)  # a different file: said
+                self.post_message(SessionUpdate(job_id, path, more.events, more.lines, reset=more.reset, problem=problem))
 
     def on_session_update(self, message: SessionUpdate) -> None:
         message.stop()
@@ -177,12 +181,17 @@ class SessionPane(RemoteSession, Vertical):
         if not self.is_mounted:
             return
         tokens = self.items.tokens if self.items.tokens is not None else self._engine_tokens
-        self.title_line.update(title_text(self.job, self.items.model, tokens, self.host))
-        note = " · ".join(n for n in (self._box_note, self._note) if n)
-        self.state_line.update(state_text(self.job is not None, self.follow, self.log_view, self.raw, note))
         error = error_text(self.job)
+        note = " · ".join(n for n in (self._box_note, self._note) if n)
+        shown = (title_text(self.job, self.items.model, tokens, self.host),
+                 state_text(self.job is not None, self.follow, self.log_view, self.raw, note), error or "")
+        if shown == self._header_shown:
+            return  # each update lays the screen out again: not once a refresh for the same words
+        self._header_shown = shown
+        self.title_line.update(shown[0])
+        self.state_line.update(shown[1])
         self.error_line.set_class(error is None, "hidden")
-        self.error_line.update(error or "")
+        self.error_line.update(shown[2])
 
     def on_session_log_changed(self, message: SessionLog.Changed) -> None:
         message.stop()

@@ -21,7 +21,7 @@ from textual.widgets import Button, Input, Label, Select, Static, TextArea
 
 from codexdash import format as fmt
 from codexdash.boxes import LOCAL
-from codexdash.jobs import SANDBOX_MODES, StartRequest
+from codexdash.starting import SANDBOX_MODES, StartRequest
 from codexdash.render import sanitize
 from codexdash.store import Job
 

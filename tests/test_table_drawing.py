@@ -1,0 +1,124 @@
+"""The jobs table draws only what changed: a tick on one job draws that row, rows off screen are
+never drawn, rows gone are forgotten, and the cursor follows its job. The drawing is counted on
+the table's strip cache (rows and cells drawn), not timed. The app's own refresh is held off:
+each test shows the views it made, as the app would."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from codexdash.procs import ProcessStats
+from codexdash.store import JobStatus
+from codexdash.ui.app import CodexdashApp
+from codexdash.ui.columns import CELL_PADDING
+from tests.ui_support import add_many_jobs, until
+
+SIZE = (140, 36)
+
+
+@pytest.fixture
+def app(sandbox):
+    sandbox.engine.settings = sandbox.settings.with_overrides(refresh_interval=3600)
+    return CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost")
+
+
+async def started(pilot, count: int):
+    """The app with `count` jobs shown, and those jobs' views."""
+    app = pilot.app
+    await until(pilot, lambda: app.table.row_count == count and app.refreshes >= 1, message="the jobs")
+    return list(app.views)
+
+
+def show(app, views) -> None:
+    app.views = views
+    app.table.show(views)
+
+
+def ticked(views, live_id: str, uptime: float):
+    """The views with one job running for `uptime` seconds."""
+    return [dataclasses.replace(v, stats=ProcessStats(0.0, 0, uptime, 1)) if v.job.id == live_id else v
+            for v in views]
+
+
+async def test_a_tick_on_one_live_job_draws_that_row_and_that_cell_only(sandbox, app):
+    ids = add_many_jobs(sandbox.engine.store, 40)
+    async with app.run_test(size=SIZE) as pilot:
+        views = await started(pilot, 40)
+        table, strips = app.table, app.table.strips
+        live = next(v for v in views if v.job.id == ids[2])
+        live.job.status = JobStatus.RUNNING  # in memory only: the views shown are the test's
+        show(app, ticked(views, ids[2], 5.0))
+        await pilot.pause()
+        rows, cells = strips.rows_drawn, strips.cells_drawn
+        show(app, ticked(views, ids[2], 6.0))  # a second later: one cell changes
+        await pilot.pause()
+        assert (strips.rows_drawn - rows, strips.cells_drawn - cells) == (1, 1)
+        assert "6s" in [c.plain for c in table.row_cells(2)]
+        show(app, ticked(views, ids[2], 6.0))  # nothing changed: nothing drawn
+        await pilot.pause()
+        assert (strips.rows_drawn - rows, strips.cells_drawn - cells) == (1, 1)
+
+
+async def test_rows_off_screen_are_not_drawn(sandbox, app):
+    add_many_jobs(sandbox.engine.store, 300)
+    async with app.run_test(size=SIZE) as pilot:
+        views = await started(pilot, 300)
+        table, strips = app.table, app.table.strips
+        on_screen = table.body_height()
+        assert 0 < on_screen < 40
+        strips.clear()
+        before = strips.rows_drawn
+        show(app, views)
+        assert strips.rows_drawn - before == on_screen and len(strips) == on_screen
+        await pilot.press("end")
+        await pilot.pause()
+        show(app, views)
+        assert len(strips) == on_screen  # the last page's rows, the first page's forgotten
+        assert table.selected_job_id in strips
+
+
+async def test_jobs_no_longer_shown_leave_nothing_behind(sandbox, app):
+    ids = add_many_jobs(sandbox.engine.store, 60)
+    async with app.run_test(size=SIZE) as pilot:
+        views = await started(pilot, 60)
+        strips = app.table.strips
+        assert ids[0] in strips and ids[5] in strips
+        show(app, [v for v in views if v.job.id not in ids[:10]])  # the newest ten gone
+        await pilot.pause()
+        assert app.table.row_count == 50
+        assert not any(jid in strips for jid in ids[:10])
+        assert len(strips) <= app.table.body_height()
+
+
+async def test_the_cursor_stays_on_its_job_when_rows_move(sandbox, app):
+    ids = add_many_jobs(sandbox.engine.store, 40)
+    async with app.run_test(size=SIZE) as pilot:
+        views = await started(pilot, 40)
+        table = app.table
+        await pilot.press("down", "down", "down")
+        assert table.selected_job_id == ids[3]
+        app._sort_by("name")  # task 000 … task 039: the same order; reversed by a second press
+        app._sort_by("name")
+        assert table.sort_spec == ("name", True) and table.selected_job_id == ids[3]
+        assert table.cursor_row == 36
+        top = table.scroll_offset.y
+        assert top <= table.cursor_row < top + table.body_height()  # and in view
+        newest = dataclasses.replace(views[0], job=type(views[0].job)(**{**views[0].job.__data__, "id": "new0000000",
+                                                                          "name": "task 999"}))
+        show(app, [newest, *views])  # a job sorted above it: the cursor moves down with its job
+        assert table.selected_job_id == ids[3] and table.cursor_row == 37
+
+
+async def test_a_click_on_a_header_sorts_and_a_click_on_a_row_selects_it(sandbox, app):
+    ids = add_many_jobs(sandbox.engine.store, 10)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, 10)
+        table = app.table
+        x = sum(w + 2 * CELL_PADDING for col, w in table.fitted[:table.shown_keys.index("name")]) + 2
+        await pilot.click("#jobs", offset=(x, 0))
+        await until(pilot, lambda: table.sort_spec == ("name", False), message="sorted by name")
+        assert "Name ▲" in [c.plain for c in table.header_cells()]
+        await pilot.click("#jobs", offset=(x, 4))  # the fourth row
+        assert table.selected_job_id == ids[3] and table.cursor_row == 3
