@@ -90,7 +90,8 @@ async def test_kill_on_a_box_from_the_dialog(fleet, app):
         await until(pilot, lambda: row(app, one["id"]) and row(app, two["id"]), message="both boxes' rows")
         await select(pilot, app, two["id"])
         await pilot.press("k")
-        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
+        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen.query(".dialog-title")
+                             and app.screen, message="the kill dialog, composed")
         title = str(dialog.query_one(".dialog-title", Static).render())
         assert title == f"Kill job {two['id']} on box2?"
         checks = str(dialog.query_one("#kill-checks", Static).render())
