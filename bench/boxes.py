@@ -9,8 +9,10 @@ a real terminal (tmux, 140×40); its screen is read with capture-pane.
   connections cold (no shared connection yet); reference: one cold `ssh BOX true` (what a
   box's first look must pay at least), and `codexdash list --all-hosts` from a cold start;
 - idle: 30 s once everything is shown: the dashboard's CPU, with the ssh clients it runs (its
-  children), beside `top -b -d 1`; and what the looks cost on the boxes (each box's sshd and
-  everything it ran for us).
+  children), beside `top -b -d 1` and beside the same dashboard over this box alone (its 10
+  rows, no boxes: what the table costs while the jobs' times tick each second, in their first
+  ten minutes); and what the looks cost on the boxes (each box's sshd and everything it ran for
+  us).
 """
 
 from __future__ import annotations
@@ -110,14 +112,21 @@ def run() -> list[Figure]:
         assert listed.returncode == 0, listed.stderr
         _forget_connections(fleet)
 
-        env = box.env(TERM="tmux-256color", **fleet.env())
-        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
-                           if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL", "XDG_")))
-        command = f"cd {shlex.quote(str(tmp))} && exec env {exports} {shlex.quote(sys.executable)} -m codexdash"
+        def launch(**extra: str) -> None:
+            env = box.env(TERM="tmux-256color", **fleet.env(**extra))
+            exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
+                               if k.startswith(("CODEX", "PATH", "HOME", "VIRTUAL", "XDG_")))
+            command = f"cd {shlex.quote(str(tmp))} && exec env {exports} {shlex.quote(sys.executable)} -m codexdash"
+            subprocess.run(["tmux", "-f", str(ROOT / "tests" / "tmux.conf"), "-S", socket, "new-session", "-d", "-s",
+                            "bench", "-x", str(SIZE[0]), "-y", str(SIZE[1]), command], check=True,
+                           env={**os.environ, "TERM": "xterm-256color"})
+
+        def dashboard() -> psutil.Process:
+            return psutil.Process(int(subprocess.run(["tmux", "-S", socket, "list-panes", "-t", "bench", "-F",
+                                                      "#{pane_pid}"], capture_output=True, text=True).stdout.split()[0]))
+
         t0 = time.perf_counter()
-        subprocess.run(["tmux", "-f", str(ROOT / "tests" / "tmux.conf"), "-S", socket, "new-session", "-d", "-s", "bench",
-                        "-x", str(SIZE[0]), "-y", str(SIZE[1]), command], check=True,
-                       env={**os.environ, "TERM": "xterm-256color"})
+        launch()
         local_at = both_at = None
         while time.perf_counter() - t0 < 60 and both_at is None:
             screen = _screen(socket)
@@ -127,9 +136,7 @@ def run() -> list[Figure]:
             if local_at is not None and all(f"{name} {JOBS}" in screen for name in fleet.boxes):
                 both_at = now  # the status line counts every box's jobs: its rows are in
             time.sleep(0.005)
-        pane_pid = int(subprocess.run(["tmux", "-S", socket, "list-panes", "-t", "bench", "-F", "#{pane_pid}"],
-                                      capture_output=True, text=True).stdout.split()[0])
-        dash = psutil.Process(pane_pid)
+        dash = dashboard()
         time.sleep(5)  # the first looks settle
         sshds = [psutil.Process(b.sshd.pid) for b in fleet.boxes.values()]
         top = subprocess.Popen(["top", "-b", "-d", "1"], stdout=subprocess.DEVNULL)
@@ -142,6 +149,17 @@ def run() -> list[Figure]:
         top_cpu = 100 * _cpu(t_top, children=False) / wall
         top.terminate()
         top.wait(10)
+        # The same dashboard over this box alone: the floor the table sets with its own rows.
+        subprocess.run(["tmux", "-S", socket, "kill-session", "-t", "bench"], capture_output=True)
+        launch(CODEXDASH_HOSTS="")
+        wait_until = time.perf_counter() + 60
+        while ids["local"][0] not in _screen(socket) and time.perf_counter() < wait_until:
+            time.sleep(0.05)
+        alone_dash = dashboard()
+        time.sleep(5)
+        a0, aw0 = _tree_cpu(alone_dash), time.monotonic()
+        time.sleep(IDLE_SECONDS)
+        alone = 100 * (_tree_cpu(alone_dash) - a0) / (time.monotonic() - aw0)
     finally:
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
         from codexdash.store import Job
@@ -158,7 +176,8 @@ def run() -> list[Figure]:
                reference=f"one cold `ssh BOX true` {1000 * cold[len(cold) // 2]:.0f} ms (median of {len(cold)}); "
                          f"`codexdash list --all-hosts` cold {1000 * list_all:.0f} ms"),
         Figure("boxes: dashboard idle, 2 boxes + this one, 10 live jobs each", f"{idle:.2f} % of a core (with its ssh clients)",
-               "≤ top", idle <= top_cpu, reference=f"`top -b -d 1` {top_cpu:.2f} %"),
+               "≤ top", idle <= top_cpu, reference=f"`top -b -d 1` {top_cpu:.2f} %; the same dashboard over this box alone "
+                                                f"(10 rows) {alone:.2f} %"),
         Figure("boxes: what the looks cost each box", f"{on_boxes:.2f} % of a core", "", None),
     ]
     return figures

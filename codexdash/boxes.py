@@ -10,6 +10,8 @@ crosses the seam is the CLI's JSON (protocol.py), the same shapes from either si
   and `history`;
 - `kill`: `job`, `outcome`, `stopped`, `identity`, `sent`, `swept`, `seconds`, `error`;
 - `follow`: rendered lines (`render.Line`) and, when the session is over, one `FollowEnd`;
+- `watch`: the jobs as `list` gives them (`Snapshot`), again each time they change, and a
+  `Heartbeat` when nothing was said for a while (protocol.WATCH);
 - `info`: versions, protocol, and the box's jobs by state.
 No textual here: the dashboard is a client of this module like the CLI.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +65,30 @@ class Follower(Protocol):
         """Stops the follow from any thread; the iteration ends soon after."""
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Every job the watch lists, as `list --json` gives them: the first look, then each
+    look whose answer differs from the last one sent."""
+
+    jobs: list
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Nothing changed: said when the watch has been silent for its heartbeat period, so the
+    reader can tell a quiet box from a link that went silent."""
+
+
+class Watcher(Protocol):
+    def __iter__(self) -> Iterator[Snapshot | Heartbeat]: ...
+
+    def nudge(self) -> None:
+        """Asks for a look at once (after the operator acted on the box), from any thread."""
+
+    def close(self) -> None:
+        """Stops the watch from any thread; the iteration ends soon after."""
+
+
 @dataclass
 class StartSpec:
     prompt: str
@@ -102,6 +129,12 @@ class Box(Protocol):
 
     def views(self, all_history: bool = False, external: bool = True) -> list:
         """The jobs as the dashboard's rows (`jobs.JobView`s, each knowing its `host`)."""
+
+    def watch(self, all_history: bool = False, external: bool = True, interval: float = 2.0,
+              heartbeat: float = 5.0) -> Watcher:
+        """The jobs `jobs()` lists, looked at every `interval` seconds by one process that
+        stays: a Snapshot first and whenever they changed, a Heartbeat after `heartbeat`
+        seconds without either."""
 
 
 def not_running_checks(job: dict) -> dict:
@@ -212,6 +245,10 @@ class LocalBox:
 
     def follow(self, target: str, raw: bool = False, tail: int | None = None, follow: bool = True) -> LocalFollower:
         return LocalFollower(self.engine, target, raw=raw, tail=tail, follow=follow)
+
+    def watch(self, all_history: bool = False, external: bool = True, interval: float = 2.0,
+              heartbeat: float = 5.0) -> LocalWatch:
+        return LocalWatch(self.engine, all_history=all_history, external=external, interval=interval, heartbeat=heartbeat)
 
     def diff(self, ref: str) -> dict:
         from codexdash.changes import job_changes
@@ -373,6 +410,79 @@ class LocalFollower:
                     yield from end()
                     return
         yield from end()
+
+
+class LocalWatch:
+    """This box's jobs, looked at every `interval` seconds in this process: what
+    `list --json --watch` writes, here or for another codexdash over ssh.
+
+    A look is the engine's refresh (the store read again only when something committed to it,
+    the live jobs' processes and session files looked at), as the dashboard's own; Codex
+    sessions codexdash did not start are looked for every EXTERNAL_EVERY looks, and at a
+    nudge. A look that fails raises: the watch is over, the error said as `list` says it."""
+
+    EXTERNAL_EVERY = 5
+
+    def __init__(self, engine, all_history: bool, external: bool, interval: float, heartbeat: float) -> None:
+        import math
+
+        for flag, value in (("--interval", interval), ("--heartbeat", heartbeat)):
+            if not (math.isfinite(value) and 0.05 <= value <= 3600):
+                raise BadInput(f"{flag} takes seconds, from 0.05 to 3600")
+        self.engine, self.all_history, self.external = engine, all_history, external
+        self.interval, self.heartbeat = interval, heartbeat
+        self._wake = threading.Event()
+        self._stopped = False
+        self._nudged = False
+        self._made: dict[str, tuple[object, dict]] = {}
+
+    def nudge(self) -> None:
+        self._nudged = True
+        self._wake.set()
+
+    def close(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
+    def look(self, externals: list[dict] | None) -> list[dict]:
+        # A finished job's view is handed out again by every refresh: its JSON is made once.
+        made: dict[str, tuple[object, dict]] = {}
+        for v in self.engine.refresh(all_history=self.all_history):
+            kept = self._made.get(v.job.id)
+            made[v.job.id] = kept if kept is not None and kept[0] is v else (v, v.as_json())
+        self._made = made
+        jobs = [data for _view, data in made.values()]
+        if externals:
+            jobs.extend(externals)
+            jobs.sort(key=lambda r: r["created_at"] or "", reverse=True)
+        return jobs
+
+    def __iter__(self) -> Iterator[Snapshot | Heartbeat]:
+        from codexdash.listing import iso_time
+
+        sent: list[dict] | None = None
+        externals: list[dict] = []
+        looks = 0
+        said_at = next_look = time.monotonic()
+        while not self._stopped:
+            now = time.monotonic()
+            if now >= next_look or self._nudged:
+                nudged, self._nudged = self._nudged, False
+                if self.external and (looks % self.EXTERNAL_EVERY == 0 or nudged):
+                    externals = [s.as_json(iso_time) for s in self.engine.external_sessions(self.all_history)]
+                looks += 1
+                jobs = self.look(externals)
+                next_look = time.monotonic() + self.interval
+                if jobs != sent:
+                    sent, said_at = jobs, time.monotonic()
+                    yield Snapshot(jobs)
+                    continue
+            if time.monotonic() - said_at >= self.heartbeat:
+                said_at = time.monotonic()
+                yield Heartbeat()
+            if not self._stopped:
+                self._wake.wait(max(min(next_look, said_at + self.heartbeat) - time.monotonic(), 0.0))
+                self._wake.clear()
 
 
 # ---- every box at once ------------------------------------------------------------------------

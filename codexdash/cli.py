@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-hosts", action="store_true", help="this box and every configured one (hosts)")
     s.add_argument("--no-external", action="store_true", help="leave out Codex sessions codexdash did not start")
     s.add_argument("--json", action="store_true", help="print the jobs as JSON (stable keys)")
+    s.add_argument("--watch", action="store_true",
+                   help="with --json: keep looking; a JSON line {jobs: [...]} first and whenever the jobs change, "
+                        "{heartbeat: TIME} when nothing changed for a while; ends when stdin or stdout closes")
+    s.add_argument("--interval", type=float, metavar="S", help="with --watch: seconds between looks (2)")
+    s.add_argument("--heartbeat", type=float, metavar="S",
+                   help="with --watch: a heartbeat after this many seconds without a line (5)")
 
     s = sub.add_parser("show", help="a job's record, identity checks and session file")
     s.add_argument("job")
@@ -337,6 +343,12 @@ def cmd_retry(args, ctx: Context) -> int:
 
 
 def cmd_list(args, ctx: Context) -> int:
+    if args.watch:
+        from codexdash.cli_boxes import list_watch
+
+        return list_watch(args, ctx)
+    if args.interval is not None or args.heartbeat is not None:
+        raise BadInput(f"--{'interval' if args.interval is not None else 'heartbeat'} goes with --watch")
     if args.all_hosts:
         from codexdash.cli_boxes import list_all_hosts
 

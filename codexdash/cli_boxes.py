@@ -1,5 +1,6 @@
 """The command line over boxes: `--host NAME`, `list --all-hosts`, `hosts`, `version`, and the
-JSON forms of `logs` and `kill` that one codexdash reads from another (protocol.py).
+JSON forms of `logs`, `kill` and `list --watch` that one codexdash reads from another
+(protocol.py).
 
 Every command here talks to a `boxes.Box` and prints what it answers, so it reads the same for
 this box and for one reached by ssh.
@@ -10,8 +11,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
-from codexdash.boxes import LOCAL, Answer, Box, FollowEnd, LocalBox, LocalFollower, ProtocolMismatch, StartSpec, Unreachable, ask_all
+from codexdash import protocol
+from codexdash.boxes import (
+    LOCAL,
+    Answer,
+    Box,
+    FollowEnd,
+    LocalBox,
+    LocalFollower,
+    ProtocolMismatch,
+    Snapshot,
+    StartSpec,
+    Unreachable,
+    ask_all,
+)
 from codexdash.cli import Context, _out, _style, print_checks, print_jobs
 from codexdash.errors import BadInput, Refused
 from codexdash.render import sanitize
@@ -147,6 +162,73 @@ def logs_over_box(args, ctx: Context) -> int:
     return 0
 
 
+# ---- watching the jobs -------------------------------------------------------------------------
+
+
+def list_watch(args, ctx: Context) -> int:
+    """`list --json --watch`: one process that stays, looking at the jobs every --interval
+    seconds; a line {"jobs": [...]} first and whenever they changed, {"heartbeat": TIME} after
+    --heartbeat seconds without a line. It ends, quietly, when its reader goes: EOF on stdin
+    (ssh closes the session's input when its client goes) or stdout closed. A line on stdin
+    asks for a look at once."""
+    if not args.json:
+        raise BadInput("--watch writes JSON lines for a program to read: add --json")
+    if args.all_hosts:
+        raise BadInput("--watch watches one box: leave out --all-hosts")
+    watcher = ctx.box.watch(all_history=args.all, external=not args.no_external,
+                            interval=2.0 if args.interval is None else args.interval,
+                            heartbeat=5.0 if args.heartbeat is None else args.heartbeat)
+    _end_with_the_reader(watcher)
+    out = sys.stdout
+    try:
+        for item in watcher:
+            if isinstance(item, Snapshot):
+                out.write(json.dumps({"jobs": item.jobs}, ensure_ascii=False) + "\n")
+            else:
+                out.write(json.dumps({"heartbeat": round(time.time(), 3)}) + "\n")
+            out.flush()
+    finally:
+        watcher.close()
+    return 0
+
+
+def _end_with_the_reader(watcher) -> None:
+    """Closes the watch when stdin ends (when it is a pipe or a socket: a terminal or /dev/null
+    is not a reader) or stdout fails, seen by a thread that waits on both; data on stdin is a
+    nudge."""
+    import select
+    import stat
+    import threading
+
+    poller = select.poll()
+    try:
+        mode = os.fstat(0).st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            poller.register(0, select.POLLIN)
+    except OSError:
+        pass
+    try:
+        poller.register(1, 0)  # errors only: POLLERR once a pipe's reader closed it, POLLHUP for a socket
+    except (OSError, ValueError):
+        pass
+
+    def wait() -> None:
+        while True:
+            for fd, _events in poller.poll():
+                if fd == 0:
+                    try:
+                        data = os.read(0, 4096)
+                    except OSError:
+                        data = b""
+                    if data:
+                        watcher.nudge()
+                        continue
+                watcher.close()
+                return
+
+    threading.Thread(target=wait, name="codexdash-watch-reader", daemon=True).start()
+
+
 # ---- what every box says -----------------------------------------------------------------------
 
 
@@ -185,7 +267,7 @@ def hosts(args, ctx: Context) -> int:
     rows = []
     for answer in ask_all(all_boxes(ctx), _about):
         row = {"host": answer.box, "reachable": True, "state": "here" if answer.box == LOCAL else "reachable",
-               "rtt_ms": None, "codexdash": None, "protocol": None, "codex": None, "jobs": None, "error": None}
+               "rtt_ms": None, "codexdash": None, "protocol": None, "watch": None, "codex": None, "jobs": None, "error": None}
         if answer.error is not None:
             state = ("unreachable" if isinstance(answer.error, Unreachable)
                      else "incompatible" if isinstance(answer.error, ProtocolMismatch) else "error")
@@ -194,6 +276,8 @@ def hosts(args, ctx: Context) -> int:
         else:
             info = answer.value
             row.update({k: info.get(k) for k in ("rtt_ms", "codexdash", "protocol", "codex", "jobs")})
+            # Whether the dashboard can watch the box (one process there) or must ask it at each look.
+            row["watch"] = isinstance(info.get("protocol"), int) and info["protocol"] >= protocol.WATCH
             row["error"] = info.get("db_error") or info.get("codex_error")
         rows.append(row)
     if args.json:
@@ -204,7 +288,8 @@ def hosts(args, ctx: Context) -> int:
             table.append((
                 sanitize(r["host"]), r["state"],
                 f"{r['rtt_ms']:.0f} ms" if r["rtt_ms"] is not None else "-",
-                f"{r['codexdash']} (protocol {r['protocol']})" if r["codexdash"] else "-",
+                (f"{r['codexdash']} (protocol {r['protocol']}{'' if r['watch'] else ', no watch: polled'})"
+                 if r["codexdash"] else "-"),
                 sanitize(r["codex"] or "-"),
                 sanitize(_counts(r["jobs"]) if r["state"] in ("here", "reachable") and r["jobs"] is not None else r["error"] or "-"),
             ))

@@ -3,7 +3,10 @@
 `SshBox` runs `<remote_command> --protocol=N <command> --json` on the box and reads its JSON;
 the box's codexdash does every identity check and every kill itself, and nothing is ever
 signalled from here. No server of ours listens anywhere: a job started on a box lives on there
-if this side goes away.
+if this side goes away. Two commands stay running while they are read: `logs --follow`
+(`SshFollower`) and `list --watch` (`SshWatch`, the dashboard's view of a box: one process
+there for as long as it is shown, instead of one per look); the watch's stdin is kept open
+here, so it ends on the box when its ssh client goes.
 
 What ssh is told, and why (everything else comes from the operator's ~/.ssh/config, and the
 host is passed as written, so aliases, jump hosts, keys and agents work as in their shell):
@@ -37,7 +40,9 @@ from codexdash.boxes import (
     BoxError,
     ConnectionLost,
     FollowEnd,
+    Heartbeat,
     ProtocolMismatch,
+    Snapshot,
     StartSpec,
     Unreachable,
     not_running_checks,
@@ -145,10 +150,11 @@ class SshBox:
             argv += ["-o", f"ServerAliveInterval={SERVER_ALIVE_INTERVAL}"]
         return [*argv, "--", self.name, remote]
 
-    def command_line(self, args: list[str]) -> str:
+    def command_line(self, args: list[str], needs: int = protocol.BASE) -> str:
         """The shell text run on the box: the remote command as configured (so `~/bin/codexdash`
-        or `env X=1 codexdash` work), then the protocol and the arguments, each quoted."""
-        words = [f"--protocol={protocol.PROTOCOL}", *args]
+        or `env X=1 codexdash` work), then the protocol the command needs and the arguments,
+        each quoted."""
+        words = [f"--protocol={needs}", *args]
         return f"{self.settings.remote_command} {' '.join(shlex.quote(w) for w in words)}"
 
     def run(self, args: list[str], input: str | None = None, changes: bool = False) -> tuple[int, str, str]:
@@ -264,13 +270,20 @@ class SshBox:
 
     def views(self, all_history: bool = False, external: bool = True) -> list:
         """The box's jobs as rows: one `list --json` there, each job read as untrusted."""
-        from codexdash.views import remote_view
+        from codexdash.views import remote_views
 
         jobs = self.jobs(all_history=all_history, external=external)
         if not isinstance(jobs, list):
             raise BoxError(f"{self.name}: codexdash there answered list with something else than jobs")
-        now = time.time()
-        return [remote_view(job, self.name, now) for job in jobs if isinstance(job, dict)]
+        return remote_views(jobs, self.name)
+
+    def watch(self, all_history: bool = False, external: bool = True, interval: float = 2.0,
+              heartbeat: float = 5.0) -> SshWatch:
+        """`list --json --watch` running on the box, over its shared connection (protocol.WATCH:
+        an older box refuses it as a ProtocolMismatch, and can still be asked with `jobs`)."""
+        args = ["list", "--json", "--watch", "--interval", f"{interval:g}", "--heartbeat", f"{heartbeat:g}",
+                *(["--all"] if all_history else []), *([] if external else ["--no-external"])]
+        return SshWatch(self, args, silence=self.connect_timeout + max(heartbeat, self.connect_timeout))
 
     def ping(self) -> float:
         """Seconds for one round trip on the box's connection (opening it first if need be)."""
@@ -343,6 +356,122 @@ class SshFollower:
             return FollowEnd(end.get("status"))
         style = data.get("style") if data.get("style") in STYLES else "output"
         return Line(style, sanitize(str(data.get("text", ""))))
+
+
+class SshWatch:
+    """`list --json --watch` running on the box, read as it comes: a Snapshot of the jobs (each
+    renamed by the box it was reached as), then one whenever they change, and Heartbeats.
+
+    The box's process reads its stdin, kept open here: when the ssh client goes (closed here,
+    killed, or this process gone), the box sees its input end and its watch ends. Nothing for
+    `silence` seconds (not even a heartbeat) is a box that does not answer: the watch is
+    closed and Unreachable raised. A nudge is a line on that stdin: the box looks at once."""
+
+    MAX_LINE = 64 * 1024 * 1024
+
+    def __init__(self, box: SshBox, args: list[str], silence: float) -> None:
+        self.box, self.args, self.silence = box, args, silence
+        self._proc: subprocess.Popen | None = None
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+
+    def nudge(self) -> None:
+        with self._lock:
+            proc = self._proc
+            if proc is None or proc.poll() is not None or self._closed.is_set():
+                return
+            try:
+                proc.stdin.write(b"\n")
+                proc.stdin.flush()
+            except (OSError, ValueError):
+                pass  # gone: the reader says why
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                try:
+                    proc.stdin.close()  # the box's watch sees its input end
+                except OSError:
+                    pass
+                proc.kill()
+
+    def __iter__(self) -> Iterator[Snapshot | Heartbeat]:
+        import select
+
+        box = self.box
+        silent = False
+        with tempfile.TemporaryFile() as errors:
+            with self._lock:
+                self._proc = proc = subprocess.Popen(box.ssh_argv(box.command_line(self.args, needs=protocol.WATCH)),
+                                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
+            received = False
+            try:
+                if self._closed.is_set():
+                    proc.kill()
+                fd = proc.stdout.fileno()
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                pending = b""
+                while True:
+                    if not poller.poll(self.silence * 1000):
+                        silent = not self._closed.is_set()
+                        break
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    pending += chunk
+                    if b"\n" not in chunk:
+                        if len(pending) > self.MAX_LINE:
+                            raise BoxError(f"{box.name}: codexdash there sent a line longer than {self.MAX_LINE} bytes")
+                        continue
+                    *lines, pending = pending.split(b"\n")
+                    for raw in lines:
+                        item = self._item(raw)
+                        if item is not None:
+                            received = True
+                            yield item
+                code = proc.wait() if not silent else None
+            finally:
+                with self._lock:
+                    if proc.poll() is None:
+                        try:
+                            proc.stdin.close()
+                        except OSError:
+                            pass
+                        proc.kill()
+                proc.wait()
+                proc.stdout.close()
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            if self._closed.is_set():
+                return
+            if silent:
+                raise Unreachable(f"{box.name}: no answer for {self.silence:g} s")
+            errors.seek(0)
+            stderr = errors.read().decode(errors="replace")
+        if code == 255 and received:  # the box is no longer reached: said as a look that cannot connect says it
+            raise Unreachable(f"{box.name}: unreachable: the connection was lost while watching its jobs: "
+                              f"{_last_line(stderr) or 'the box stopped answering'}")
+        if code == 0:
+            raise ConnectionLost(f"{box.name}: the watch of its jobs ended")
+        raise box.failure(code, stderr)
+
+    def _item(self, raw: bytes) -> Snapshot | Heartbeat | None:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        if isinstance(data.get("jobs"), list):
+            return Snapshot([self.box._here(job) for job in data["jobs"] if isinstance(job, dict)])
+        if "heartbeat" in data:
+            return Heartbeat()
+        return None
 
 
 def _last_line(text: str) -> str:

@@ -102,3 +102,9 @@ def remote_view(data: dict, host: str, seen_at: float | None = None) -> RemoteVi
     detail = data.get("tokens_detail") if isinstance(data.get("tokens_detail"), dict) else None
     cls = RemoteExternalView if external else RemoteView
     return cls(job, host, seen_at, stats=stats, tokens=tokens, tokens_detail=detail)
+
+
+def remote_views(jobs, host: str, seen_at: float | None = None) -> list[RemoteView]:
+    """Another box's `list --json` (or a watch's snapshot) as rows, each job read as untrusted."""
+    seen_at = time.time() if seen_at is None else seen_at
+    return [remote_view(job, host, seen_at) for job in jobs if isinstance(job, dict)]

@@ -168,6 +168,22 @@ class SshdBox:
         if self.unshare is not None:
             self.unshare.wait(timeout=30)
 
+    def commands(self, *words: str) -> dict[int, list[str]]:
+        """The processes of this box (by their PID outside it) whose command line has every
+        one of `words`: their command lines."""
+        box_ns = os.readlink(f"/proc/{self.init_pid}/ns/pid")
+        found = {}
+        for proc in psutil.process_iter():
+            try:
+                if os.readlink(f"/proc/{proc.pid}/ns/pid") != box_ns:
+                    continue
+                cmdline = proc.cmdline()
+            except (OSError, psutil.Error):
+                continue
+            if all(word in cmdline for word in words):
+                found[proc.pid] = cmdline
+        return found
+
     def process(self, pid_in_box: int) -> psutil.Process | None:
         """The process this box calls `pid_in_box`, seen from outside its namespace, or None."""
         box_ns = os.readlink(f"/proc/{self.init_pid}/ns/pid")

@@ -1,6 +1,7 @@
 """Other boxes' rows without a network: a box's JSON read as untrusted rows, the backoff, the
 status line's jobs per box, the changes read back from JSON, and (a stand-in `ssh`) a job's end
-there told here, and a slow box greyed while this box's rows go on."""
+there told here by the box's watch, a slow box greyed while this box's rows go on, and a box
+too old to watch asked at each look."""
 
 from __future__ import annotations
 
@@ -86,10 +87,13 @@ async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_
                                    "created_at": "2026-01-01T00:00:00.000Z"}]))
     slow = tmp_path / "slow"
     ssh = tmp_path / "fake-ssh"
-    # `-G`: the operator's configuration sets a 1 s connect timeout; then every look answers at
-    # once, until the box turns slow: it answers nothing for a long while.
+    # `-G`: the operator's configuration sets a 1 s connect timeout; then the box's watch says its
+    # jobs every 0.1 s (a look, at once), until the box turns slow: it says nothing for a long while.
     ssh.write_text(f'#!/bin/sh\nfor a; do [ "$a" = -G ] && {{ echo "connecttimeout 1"; exit 0; }}; done\n'
-                   f'[ -e {slow} ] && exec sleep 30\ncat {answer}\n')
+                   f'[ -e {slow} ] && exec sleep 30\n'
+                   f'case "$*" in *--watch*) while [ ! -e {slow} ]; do printf \'{{"jobs": %s}}\\n\' "$(cat {answer})"; '
+                   f'sleep 0.1; done; exec sleep 30;; esac\n'
+                   f'cat {answer}\n')
     ssh.chmod(0o755)
     sandbox.engine.settings = sandbox.settings.with_overrides(refresh_interval=0.2, hosts=("slowbox",), ssh_command=(str(ssh),))
     app = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=tmp_path / "state.json")
@@ -105,10 +109,37 @@ async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_
         slow.touch()
         app.look_again("slowbox")
         await until(pilot, lambda: rows()["abcdef0123"].stale, timeout=10, message="the row greyed while the box is silent")
-        assert rows()["abcdef0123"].stale.startswith("no answer for")
+        stale = rows()["abcdef0123"].stale
+        assert stale.startswith("no answer for"), stale
         job = sandbox.start("SLEEP 30")  # this box's rows go on meanwhile
         await until(pilot, lambda: job.id in rows(), message="a local row while the box is slow")
         assert "slowbox ✖" in str(app.status_line.render())
+
+
+async def test_a_box_too_old_to_watch_is_asked_at_each_look(sandbox, tmp_path, runtime_dir):
+    from codexdash.ui.app import CodexdashApp
+
+    answer = tmp_path / "answer.json"
+    answer.write_text(json.dumps([{"id": "abcdef0123", "status": "running", "pid": 4242, "prompt": "remote work",
+                                   "created_at": "2026-01-01T00:00:00.000Z"}]))
+    asked = tmp_path / "asked"
+    ssh = tmp_path / "fake-ssh"
+    # A box of protocol 1: the watch (protocol 2) refused as such a codexdash refuses it; each
+    # `list --json` answered, and counted.
+    ssh.write_text('#!/bin/sh\nfor a; do [ "$a" = -G ] && { echo "connecttimeout 1"; exit 0; }; done\n'
+                   'case "$*" in *--protocol=2*) echo "codexdash: protocol mismatch: asked for protocol 2; codexdash 0.9 '
+                   'here speaks 1 (upgrade codexdash on this box)" >&2; exit 2;; esac\n'
+                   f'echo >> {asked}\ncat {answer}\n')
+    ssh.chmod(0o755)
+    sandbox.engine.settings = sandbox.settings.with_overrides(refresh_interval=0.2, hosts=("oldbox",), ssh_command=(str(ssh),))
+    app = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=tmp_path / "state.json")
+    async with app.run_test(size=(140, 30)) as pilot:
+        rows = lambda: {r.job.id: r for r in app.table.rows_for(app.shown_views())}  # noqa: E731
+        await until(pilot, lambda: "abcdef0123" in rows(), message="the old box's row")
+        assert app.looks["oldbox"].poll_until > 0 and not rows()["abcdef0123"].stale
+        answer.write_text(answer.read_text().replace('"running"', '"completed"'))
+        await until(pilot, lambda: rows()["abcdef0123"].job.status == "completed", message="its end, at a later look")
+        assert len(asked.read_text().splitlines()) >= 2  # one `list` per look
 
 
 def test_the_host_column_is_offered_once_when_boxes_are_configured(tmp_path):

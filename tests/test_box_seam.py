@@ -84,6 +84,11 @@ def test_the_command_on_the_box_is_quoted_word_by_word():
     line = box.command_line(words)
     assert line.startswith("~/bin/codexdash ")  # shell text: the box's shell expands ~
     assert shlex.split(line) == ["~/bin/codexdash", "--protocol=1", *words]
+    # A command a later protocol brought asks for that one: an older box refuses it alone.
+    watch = box.watch(all_history=True, external=False, interval=2, heartbeat=5)
+    assert shlex.split(box.command_line(watch.args, needs=2)) == [
+        "~/bin/codexdash", "--protocol=2", "list", "--json", "--watch", "--interval", "2", "--heartbeat", "5", "--all",
+        "--no-external"]
 
 
 def test_the_control_directory_must_be_private(runtime_dir, monkeypatch):
@@ -107,13 +112,15 @@ def test_the_control_directory_must_be_private(runtime_dir, monkeypatch):
 
 def test_a_protocol_this_codexdash_does_not_speak_is_refused_in_one_line(sandbox):
     assert sandbox.cli("--protocol=1", "list", "--json").returncode == 0
-    newer = sandbox.cli("--protocol=2", "list", "--json")
+    assert sandbox.cli("--protocol=2", "list", "--json").returncode == 0  # the watch came with 2; the rest is as in 1
+    newer = sandbox.cli("--protocol=3", "list", "--json")
     assert newer.returncode == 2 and newer.stderr.count("\n") == 1
-    assert newer.stderr.startswith("codexdash: protocol mismatch: asked for protocol 2") and "upgrade codexdash on this box" in newer.stderr
+    assert newer.stderr.startswith("codexdash: protocol mismatch: asked for protocol 3") and "upgrade codexdash on this box" in newer.stderr
     older = sandbox.cli("--protocol=0", "list")
     assert older.returncode == 2 and "upgrade the codexdash that asked" in older.stderr
     info = json.loads(sandbox.cli("version", "--json").stdout)
-    assert info["protocol"] == 1 and info["host"] == "local" and info["codex"].startswith("codex-cli")
+    assert info["protocol"] == 2 and info["oldest_protocol"] == 1 and info["host"] == "local"
+    assert info["codex"].startswith("codex-cli")
 
 
 # ---- this box through the interface --------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_list_across_boxes(fleet):
     for name in ("box1", "box2"):
         box = boxes[name]
         assert box["reachable"] and box["state"] == "reachable" and box["rtt_ms"] >= 0
-        assert box["protocol"] == 1 and box["codex"].startswith("codex-cli 0.169.0") and box["jobs"] == {"running": 1}
+        assert box["protocol"] == 2 and box["watch"] is True and box["codex"].startswith("codex-cli 0.169.0") and box["jobs"] == {"running": 1}
     version = json.loads(ok(fleet.cli("--host", "box2", "version", "--json")))
     assert version["host"] == "box2" and version["jobs"] == {"running": 1}
 
@@ -201,3 +201,101 @@ def test_a_box_whose_codexdash_is_too_old_or_too_new(fleet, tmp_path):
     assert hosts["box1"]["state"] == "incompatible" and "too old" in hosts["box1"]["error"]
     missing = fleet.cli("--host", "box1", "list", CODEXDASH_REMOTE="/no/such/codexdash")
     assert missing.returncode == 1 and "box1: cannot run '/no/such/codexdash' there" in missing.stderr
+
+
+class Watch:
+    """`codexdash [--host BOX] list --json --watch` running, its JSON lines gathered as they come;
+    its stdin is a pipe held open here, as ssh holds a watch's."""
+
+    def __init__(self, fleet, *args: str) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "codexdash", *args, "list", "--json", "--watch",
+                                      "--interval", "0.2", "--heartbeat", "0.5"],
+                                     env=fleet.sandbox.env(**fleet.env()), cwd=fleet.sandbox.root, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[dict] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(json.loads(line) for line in self.proc.stdout),
+                                       daemon=True)
+        self.reader.start()
+
+    def snapshots(self) -> list[list[dict]]:
+        return [line["jobs"] for line in list(self.lines) if "jobs" in line]
+
+    def status(self, job_id: str) -> str | None:
+        last = self.snapshots()[-1:] or [[]]
+        return next((j["status"] for j in last[0] if j["id"] == job_id), None)
+
+    def heartbeats(self) -> int:
+        return sum(1 for line in list(self.lines) if "heartbeat" in line)
+
+
+def test_a_watch_over_ssh_says_each_change_and_ends_on_the_box_with_its_client(fleet):
+    import psutil
+
+    one = start(fleet, "box1", "SLEEP 60")
+    box1 = fleet.boxes["box1"]
+    watch = Watch(fleet, "--host", "box1")
+    wait_for(lambda: watch.status(one["id"]) == "running", timeout=30, message="the first snapshot, from box1")
+    assert all(j["host"] == "box1" for j in watch.snapshots()[-1])
+    (watching,) = wait_for(lambda: list(box1.commands("list", "--watch")), message="one watch on box1")
+    two = start(fleet, "box1", "SLEEP 60")
+    wait_for(lambda: watch.status(two["id"]) == "running", timeout=30, message="a job started on box1, said")
+    ok(fleet.cli("--host", "box1", "kill", two["id"], "--yes"))
+    wait_for(lambda: watch.status(two["id"]) == "killed", timeout=30, message="the job's end, said")
+    beats = watch.heartbeats()
+    wait_for(lambda: watch.heartbeats() >= beats + 2, timeout=30, message="heartbeats while nothing changes")
+    snapshots = watch.snapshots()
+    assert all(a != b for a, b in zip(snapshots, snapshots[1:]))  # a snapshot only when the jobs changed
+    assert list(box1.commands("list", "--watch")) == [watching]  # the same process all along: no look is a new one
+    # The ssh client goes (killed, its stdin still open here): the box's watch ends with it.
+    (client,) = [p for p in psutil.Process(watch.proc.pid).children() if p.name() == "ssh"]
+    client.kill()
+    wait_for(lambda: not box1.commands("list", "--watch"), timeout=30, message="the watch on box1 gone with its client")
+    assert watch.proc.wait(timeout=30) == 1  # the reader here says the watch ended
+    # This side closes (stdin ends): its ssh client and the box's watch go, quietly.
+    again = Watch(fleet, "--host", "box1")
+    wait_for(lambda: again.snapshots(), timeout=30, message="a second watch")
+    wait_for(lambda: box1.commands("list", "--watch"), message="the second watch on box1")
+    again.proc.stdin.close()
+    assert again.proc.wait(timeout=30) == 0 and again.proc.stderr.read() == ""
+    wait_for(lambda: not box1.commands("list", "--watch"), timeout=30, message="the second watch on box1 gone")
+    assert status(fleet, "box1", one) == "running"  # the watched job lives on
+
+
+def test_a_box_too_old_to_watch_refuses_it_and_still_lists(fleet, tmp_path):
+    from codexdash.boxes import ProtocolMismatch
+    from codexdash.remote import SshBox
+
+    old = old_codexdash(tmp_path)
+    one = start(fleet, "box1", "SLEEP 60")
+    refused = fleet.cli("--host", "box1", "list", "--json", "--watch", CODEXDASH_REMOTE=str(old))
+    assert refused.returncode == 1 and "box1: protocol mismatch: asked for protocol 2" in refused.stderr
+    (row,) = json.loads(ok(fleet.cli("--host", "box1", "list", "--json", CODEXDASH_REMOTE=str(old))))
+    assert row["id"] == one["id"]
+    hosts = {b["host"]: b for b in json.loads(fleet.cli("hosts", "--json", CODEXDASH_REMOTE=str(old)).stdout)}
+    assert hosts["box1"]["protocol"] == 1 and hosts["box1"]["watch"] is False and hosts["box1"]["state"] == "reachable"
+    settings = fleet.sandbox.settings.with_overrides(ssh_command=("ssh", "-F", str(fleet.ssh_config)), remote_command=str(old))
+    with pytest.raises(ProtocolMismatch):
+        list(SshBox("box1", settings).watch())
+
+
+def old_codexdash(tmp_path):
+    """A box's codexdash of protocol 1: it refuses protocol 2 as such a codexdash does, and
+    answers the rest (the real one, asked for protocol 1 under the version it would say)."""
+    old = tmp_path / "codexdash-protocol-1"
+    old.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" != --protocol=1 ]; then\n'
+        '  echo "codexdash: protocol mismatch: asked for protocol ${1#--protocol=}; codexdash 0.9 here speaks 1'
+        ' (upgrade codexdash on this box)" >&2\n'
+        "  exit 2\n"
+        "fi\n"
+        'if [ "$2" = version ]; then\n'
+        "  codexdash \"$@\" | sed 's/\"protocol\": [0-9]*/\"protocol\": 1/'\n"
+        "  exit\n"
+        "fi\n"
+        'exec codexdash "$@"\n')
+    old.chmod(0o755)
+    return old

@@ -459,3 +459,66 @@ def test_jobs_have_names_to_tell_them_apart(sandbox):
     one_line_error(sandbox.cli("start", "--name", "two\nlines", "ECHO x"), 2, "the name must be one line")
     listing = sandbox.cli("list").stdout
     assert "api CI fix" in listing and "Fix the failing CI" in listing
+
+
+class Watch:
+    """`codexdash list --json --watch` running here, its JSON lines gathered as they come; its
+    stdin and stdout are pipes, as ssh gives a watch on another box."""
+
+    def __init__(self, sandbox, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "codexdash", "list", "--json", "--watch", *args],
+                                     env=sandbox.env(), cwd=sandbox.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: list[dict] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(json.loads(line) for line in self.proc.stdout),
+                                       daemon=True)
+        self.reader.start()
+
+    def snapshots(self) -> list[list[dict]]:
+        return [line["jobs"] for line in list(self.lines) if "jobs" in line]
+
+    def status(self, job_id: str) -> str | None:
+        last = self.snapshots()[-1:] or [[]]
+        return next((j["status"] for j in last[0] if j["id"] == job_id), None)
+
+    def heartbeats(self) -> int:
+        return sum(1 for line in list(self.lines) if "heartbeat" in line)
+
+
+def test_list_watch_says_the_jobs_when_they_change_and_ends_with_its_reader(sandbox):
+    one = sandbox.start("please SLEEP 60")
+    watch = Watch(sandbox, "--interval", "0.1", "--heartbeat", "0.3")
+    wait_for(lambda: watch.status(one.id) == "running", message="the first snapshot")
+    assert set(watch.snapshots()[0][0]) == JSON_KEYS  # the rows of `list --json`
+    two = json.loads(sandbox.cli("start", "--json", "please SLEEP 60").stdout)
+    wait_for(lambda: watch.status(two["id"]) == "running", message="a job started, said")
+    assert sandbox.cli("kill", two["id"], "--yes").returncode == 0
+    wait_for(lambda: watch.status(two["id"]) == "killed", message="its end, said")
+    beats = watch.heartbeats()
+    wait_for(lambda: watch.heartbeats() >= beats + 2, message="heartbeats while nothing changes")
+    snapshots = watch.snapshots()
+    assert all(a != b for a, b in zip(snapshots, snapshots[1:]))  # a snapshot only when the jobs changed
+    assert [j["id"] for j in snapshots[-1]] == [j["id"] for j in json.loads(sandbox.cli("list", "--json").stdout)]
+    watch.proc.stdin.close()  # its reader went away (ssh's session input ends with its client)
+    assert watch.proc.wait(timeout=30) == 0
+    assert watch.proc.stderr.read() == ""
+
+
+def test_list_watch_ends_quietly_when_its_output_is_closed(sandbox):
+    sandbox.start("please SLEEP 60")
+    watch = subprocess.Popen([sys.executable, "-m", "codexdash", "list", "--json", "--watch", "--no-external"],
+                             env=sandbox.env(), cwd=sandbox.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+    assert json.loads(watch.stdout.readline())["jobs"]
+    watch.stdout.close()  # stdin stays open: the closed output alone ends it
+    assert watch.wait(timeout=30) == 0
+    assert watch.stderr.read() == b""
+    watch.stdin.close()
+
+
+def test_list_watch_asks_for_json_and_sound_periods(sandbox):
+    one_line_error(sandbox.cli("list", "--watch"), 2, "--watch writes JSON lines for a program to read: add --json")
+    one_line_error(sandbox.cli("list", "--json", "--watch", "--interval", "0"), 2, "--interval takes seconds")
+    one_line_error(sandbox.cli("list", "--json", "--watch", "--heartbeat", "nan"), 2, "--heartbeat takes seconds")
+    one_line_error(sandbox.cli("list", "--interval", "3"), 2, "--interval goes with --watch")
+    one_line_error(sandbox.cli("list", "--json", "--watch", "--all-hosts"), 2, "--watch watches one box")

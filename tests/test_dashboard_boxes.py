@@ -90,7 +90,8 @@ async def test_kill_on_a_box_from_the_dialog(fleet, app):
         await until(pilot, lambda: row(app, one["id"]) and row(app, two["id"]), message="both boxes' rows")
         await select(pilot, app, two["id"])
         await pilot.press("k")
-        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen, message="the kill dialog")
+        dialog = await until(pilot, lambda: isinstance(app.screen, KillDialog) and app.screen.query(".dialog-title")
+                             and app.screen, message="the kill dialog, composed")
         title = str(dialog.query_one(".dialog-title", Static).render())
         assert title == f"Kill job {two['id']} on box2?"
         checks = str(dialog.query_one("#kill-checks", Static).render())
@@ -179,3 +180,133 @@ async def test_the_pane_follows_a_session_on_a_box(fleet, app):
                     message="the pane following again")
         shown = len(log_text(app).splitlines())
         await until(pilot, lambda: len(log_text(app).splitlines()) > shown, timeout=30, message="new lines again")
+
+
+class BoxProcesses:
+    """Every `codexdash ... list` process seen on each box while it runs (a thread samples them
+    until stopped): a look that runs a process of its own cannot slip between two samples for
+    long, a watch is one process all along."""
+
+    def __init__(self, fleet) -> None:
+        import threading
+
+        self.fleet = fleet
+        self.seen: dict[str, dict[int, list[str]]] = {name: {} for name in fleet.boxes}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            for name, box in self.fleet.boxes.items():
+                self.seen[name].update(box.commands("list"))
+            self.samples += 1
+            self._stop.wait(0.01)
+
+    def stop(self) -> dict[str, dict[int, list[str]]]:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        return self.seen
+
+
+@pytest.fixture
+def quick_looks(monkeypatch):
+    from codexdash.ui import box_polls
+
+    monkeypatch.setattr(box_polls, "REMOTE_EVERY", 0.2)
+    monkeypatch.setattr(box_polls, "HEARTBEAT", 0.5)
+
+
+async def test_each_box_is_watched_by_one_process_there(fleet, app, quick_looks):
+    one = start(fleet, "box1", "SLEEP 60")
+    two = start(fleet, "box2", "SLEEP 60")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row(app, one["id"]) and row(app, two["id"]), timeout=30, message="both boxes' rows")
+        sampler = BoxProcesses(fleet)
+        await until(pilot, lambda: sampler.samples > 0, message="a first sample")
+        # Jobs start and end on both boxes; the rows follow, and heartbeats come between.
+        three = start(fleet, "box1", "SLEEP 60")
+        await until(pilot, lambda: row(app, three["id"]), timeout=30, message="a job started on box1, in the table")
+        for host, job in (("box1", one), ("box2", two)):
+            assert fleet.cli("--host", host, "kill", job["id"], "--yes").returncode == 0
+            await until(pilot, lambda: row(app, job["id"]).job.status == "killed", timeout=30,
+                        message=f"the end of the job on {host}, in the table")
+        beats = {name: look.last_good for name, look in app.looks.items()}
+        await until(pilot, lambda: all(look.last_good > beats[name] for name, look in app.looks.items()), timeout=30,
+                    message="each box heard from again")
+        seen = sampler.stop()
+        assert row(app, three["id"]).job.status == "running" and not row(app, three["id"]).stale
+    for name, processes in seen.items():
+        # One process on each box saw it all: `list --watch`, never a `list` per look.
+        (cmdline,) = processes.values()
+        assert "--watch" in cmdline and "--no-external" not in cmdline and "--all" not in cmdline, (name, cmdline)
+    # The dashboard gone, so are its watches: nothing is left running on the boxes.
+    wait_for(lambda: not any(box.commands("list") for box in fleet.boxes.values()), timeout=30,
+             message="the watches ended with the dashboard")
+
+
+async def test_showing_all_history_or_no_external_sessions_watches_again_with_those(fleet, app, quick_looks):
+    one = start(fleet, "box1", "SLEEP 60")
+    box1 = fleet.boxes["box1"]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row(app, one["id"]), timeout=30, message="box1's row")
+        watching = lambda *words: [c for c in box1.commands("list", "--watch").values() if all(w in c for w in words)]  # noqa: E731
+        await pilot.press("a")
+        await until(pilot, lambda: len(box1.commands("list", "--watch")) == 1 and watching("--all"), timeout=30,
+                    message="box1 watched with --all")
+        await pilot.press("x")
+        await until(pilot, lambda: len(box1.commands("list", "--watch")) == 1 and watching("--all", "--no-external"),
+                    timeout=30, message="box1 watched with --all --no-external")
+        await pilot.press("a", "x")
+        await until(pilot, lambda: len(box1.commands("list", "--watch")) == 1 and watching() and not watching("--all")
+                    and not watching("--no-external"), timeout=30, message="box1 watched as at first")
+        assert row(app, one["id"]) and not row(app, one["id"]).stale
+
+
+async def test_a_box_too_old_to_watch_is_asked_at_each_look(sandbox, fleet, tmp_path, quick_looks):
+    from tests.test_boxes import old_codexdash
+
+    sandbox.engine.settings = sandbox.settings.with_overrides(
+        refresh_interval=0.2, hosts=("box1",), ssh_command=("ssh", "-F", str(fleet.ssh_config)),
+        remote_command=str(old_codexdash(tmp_path)))
+    app = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=tmp_path / "dashboard.json")
+    one = start(fleet, "box1", "SLEEP 60")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row(app, one["id"]), timeout=30, message="the old box's row")
+        assert app.looks["box1"].poll_until > 0  # its watch was refused: it is polled
+        sampler = BoxProcesses(fleet)
+        assert fleet.cli("--host", "box1", "kill", one["id"], "--yes").returncode == 0
+        await until(pilot, lambda: row(app, one["id"]).job.status == "killed", timeout=30, message="the job's end, polled")
+        looks = sampler.stop()["box1"]
+        assert not row(app, one["id"]).stale
+    assert looks and not any("--watch" in cmdline for cmdline in looks.values())
+
+
+async def test_a_watch_gone_silent_greys_the_box_and_is_opened_again(sandbox, fleet, tmp_path):
+    import os
+    import signal
+
+    # A short connect timeout (the operator's own ssh option): heartbeats every second, greyed
+    # after 3 s of silence, the watch given up on and opened again after 6.
+    sandbox.engine.settings = sandbox.settings.with_overrides(
+        refresh_interval=0.2, hosts=("box1",), ssh_command=("ssh", "-F", str(fleet.ssh_config), "-o", "ConnectTimeout=3"))
+    app = CodexdashApp(sandbox.engine, cwd=str(sandbox.root), host="testhost", state_path=tmp_path / "dashboard.json")
+    one = start(fleet, "box1", "SLEEP 60")
+    box1 = fleet.boxes["box1"]
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: row(app, one["id"]), timeout=30, message="box1's row")
+        assert app.looks["box1"].timeout == 3
+        (silenced,) = wait_for(lambda: list(box1.commands("list", "--watch")), message="box1's watch")
+        os.kill(silenced, signal.SIGSTOP)  # the box's watch says nothing more, its connection stays
+        try:
+            await until(pilot, lambda: (row(app, one["id"]).stale or "").startswith("no answer for"), timeout=30,
+                        message="box1 greyed: no heartbeat")
+            await until(pilot, lambda: any(pid != silenced for pid in box1.commands("list", "--watch")), timeout=30,
+                        message="a new watch on box1")
+            await until(pilot, lambda: not row(app, one["id"]).stale, timeout=30, message="box1 answering again")
+        finally:
+            os.kill(silenced, signal.SIGCONT)
+        # The silent one, going on, finds its reader gone and ends.
+        wait_for(lambda: silenced not in box1.commands("list", "--watch"), timeout=30, message="the silent watch ended")
+        assert len(box1.commands("list", "--watch")) == 1

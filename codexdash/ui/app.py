@@ -310,6 +310,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
         self.tell("showing every job ever recorded" if self.all_history else "showing running and recent jobs")
         self._externals_due = True
         self.refresh_jobs()
+        self.rewatch_boxes()
 
     def action_filter_box(self) -> None:
         """Every box → this box → each other box in turn → every box again."""
@@ -326,7 +327,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
         if not self.hide_external:
             self._externals_due = True
             self.refresh_jobs()
-            self.look_again()
+        self.rewatch_boxes()
 
     def action_toggle_threads(self) -> None:
         self.table.threads = not self.table.threads

@@ -1,11 +1,19 @@
-"""The other boxes' rows: each configured box is asked for its jobs in a thread of its own,
-never by the refresh of this box's rows, and its last good answer is kept.
+"""The other boxes' rows: each configured box is watched in a thread of its own, never by the
+refresh of this box's rows, and its last good answer is kept.
 
-A box that does not answer (ssh cannot connect, the box's codexdash fails, or no answer within
-its connect timeout) keeps its rows, greyed, with the reason and the time of the last good
-look; it is asked again after 2 s, then 4, 8… up to 60 s, and at once when the operator acts on
-it. A box that answers is asked again every `REMOTE_EVERY` seconds at most: each look is an
-ssh round trip over the box's shared connection.
+A box is watched (`Box.watch`): one `list --json --watch` stays running there, over the box's
+shared ssh connection, looking at its jobs every `REMOTE_EVERY` seconds and saying them only
+when they changed, with a heartbeat when nothing did. So a quiet box costs one resident process
+there and one ssh client here, not a process on each side per look. When the operator acts on
+a box (a start, a kill), its watch is nudged: the box looks at once. Showing every job or the
+external sessions again reopens the watches with those flags. A box whose codexdash is too old
+to watch (ProtocolMismatch) is asked every `REMOTE_EVERY` seconds instead, as it was before
+watches, and its watch tried again after `WATCH_RETRY` seconds.
+
+A box that does not answer (ssh cannot connect, the box's codexdash fails, or nothing, not even
+a heartbeat, within its connect timeout) keeps its rows, greyed, with the reason and the time
+of the last good look; a watch that ended, or that stays silent for twice the connect timeout,
+is opened again after 2 s, then 4, 8… up to 60 s, and at once when the operator acts on it.
 
 A mixin of the app (it uses `tell`, `_show_table`, `all_history`, `hide_external`).
 """
@@ -19,11 +27,14 @@ from dataclasses import dataclass, field
 from textual.message import Message
 
 from codexdash import format as fmt
-from codexdash.boxes import LOCAL, Box
+from codexdash.boxes import LOCAL, Box, ProtocolMismatch, Snapshot, Watcher
 from codexdash.jobs import JobView
 from codexdash.ui.job_actions import ENGINE_ERRORS
+from codexdash.views import remote_views
 
-REMOTE_EVERY = 2.0  # seconds between two looks at a box that answers
+REMOTE_EVERY = 2.0  # seconds between two looks at a box that answers (its watch's interval)
+HEARTBEAT = 5.0  # a watch says it is there after this long without a change (at most half the timeout)
+WATCH_RETRY = 600.0  # a box too old to watch is polled; its watch is tried again after this long
 BACKOFF_FIRST = 2.0  # after a failed look: this, doubling at each failure in a row…
 BACKOFF_MAX = 60.0  # …up to this
 DEFAULT_TIMEOUT = 10.0  # a look given up on (shown as unreachable) until the box's own is known
@@ -47,6 +58,12 @@ class BoxLook:
     timeout: float = DEFAULT_TIMEOUT  # the box's ssh connect timeout, once known
     wake: threading.Event = field(default_factory=threading.Event)
     stopped: bool = False
+    watcher: Watcher | None = None  # the box's watch, while one is open
+    poll_until: float = 0.0  # monotonic time until which the box is polled (too old to watch)
+
+    @property
+    def heartbeat(self) -> float:
+        return max(min(HEARTBEAT, self.timeout / 2), 0.5)
 
     @property
     def name(self) -> str:
@@ -54,7 +71,7 @@ class BoxLook:
 
     def problem(self, now: float | None = None) -> str | None:
         """Why the box's rows are greyed, or None: its last look failed, or the one under way
-        has taken longer than the connect timeout."""
+        (the watch: since its last line) has taken longer than the connect timeout."""
         if self.error:
             return self.error
         now = time.monotonic() if now is None else now
@@ -91,12 +108,25 @@ class BoxPolls:
         for look in getattr(self, "looks", {}).values():
             look.stopped = True
             look.wake.set()
+            if (watcher := look.watcher) is not None:
+                watcher.close()
 
     def look_again(self, name: str | None = None) -> None:
-        """Asks the box (every box: None) at once, whatever its backoff."""
+        """Asks the box (every box: None) at once, whatever its backoff: a watch open is
+        nudged, one in backoff opened now."""
         for look in self.looks.values():
             if name is None or look.name == name:
+                if (watcher := look.watcher) is not None:
+                    watcher.nudge()
                 look.wake.set()
+
+    def rewatch_boxes(self) -> None:
+        """The flags changed (every job, external sessions): every box's watch is opened again
+        with them; a polled box is asked at once."""
+        for look in self.looks.values():
+            if (watcher := look.watcher) is not None:
+                watcher.close()
+            look.wake.set()
 
     def remote_views(self) -> list[JobView]:
         return [v for look in self.looks.values() for v in look.views]
@@ -111,19 +141,65 @@ class BoxPolls:
                 pass
         while not look.stopped:
             look.wake.clear()
-            look.asking_since = time.monotonic()
-            try:
-                views = box.views(all_history=self.all_history, external=not self.hide_external)
-                answer = BoxAnswered(look.name, views=views)
-            except ENGINE_ERRORS as exc:
-                answer = BoxAnswered(look.name, error=" ".join(str(exc).split()).removeprefix(f"{look.name}: "))
-            except Exception as exc:  # an answer of a shape not foreseen: said, and the box asked again
-                answer = BoxAnswered(look.name, error=f"an answer this codexdash cannot read: {exc!r}")
-            look.asking_since = None
+            if time.monotonic() >= look.poll_until:
+                answer = self._watch_box(look)
+                if answer is None:
+                    continue  # closed here (new flags), or too old to watch: at once again
+            else:
+                answer = self._ask_box(look)
             if look.stopped:
                 return
             self.post_message(answer)
             look.wake.wait(REMOTE_EVERY if answer.error is None else backoff(look.failures + 1))
+
+    def _answer_error(self, look: BoxLook, exc: Exception) -> BoxAnswered:
+        if isinstance(exc, ENGINE_ERRORS):
+            return BoxAnswered(look.name, error=" ".join(str(exc).split()).removeprefix(f"{look.name}: "))
+        # An answer of a shape not foreseen: said, and the box asked again.
+        return BoxAnswered(look.name, error=f"an answer this codexdash cannot read: {exc!r}")
+
+    def _ask_box(self, look: BoxLook) -> BoxAnswered:
+        """One look, for a box too old to watch: one `list --json` there."""
+        look.asking_since = time.monotonic()
+        try:
+            return BoxAnswered(look.name, views=look.box.views(all_history=self.all_history, external=not self.hide_external))
+        except Exception as exc:
+            return self._answer_error(look, exc)
+        finally:
+            look.asking_since = None
+
+    def _watch_box(self, look: BoxLook) -> BoxAnswered | None:
+        """The box's watch, read until it ends: each snapshot posted as the box's rows. Returns
+        why it ended (an error answer), or None when it was closed here or the box is too old
+        to watch (then polled)."""
+        flags = (self.all_history, not self.hide_external)
+        look.asking_since = time.monotonic()
+        watcher = None
+        try:
+            watcher = look.box.watch(all_history=flags[0], external=flags[1], interval=REMOTE_EVERY,
+                                     heartbeat=look.heartbeat)
+            look.watcher = watcher
+            if look.stopped or flags != (self.all_history, not self.hide_external):
+                return None  # changed while it opened
+            for item in watcher:
+                look.asking_since = time.monotonic()  # the box is there: silence counts from now
+                if isinstance(item, Snapshot):
+                    self.post_message(BoxAnswered(look.name, views=remote_views(item.jobs, look.name)))
+                elif look.last_good is not None:
+                    look.last_good = time.time()
+            if look.stopped or flags != (self.all_history, not self.hide_external):
+                return None
+            return BoxAnswered(look.name, error="its watch ended")
+        except ProtocolMismatch:
+            look.poll_until = time.monotonic() + WATCH_RETRY
+            return None
+        except Exception as exc:
+            return self._answer_error(look, exc)
+        finally:
+            look.watcher = None
+            look.asking_since = None
+            if watcher is not None:
+                watcher.close()
 
     def on_box_answered(self, message: BoxAnswered) -> None:
         look = self.looks.get(message.name)
