@@ -294,62 +294,134 @@ class SshBox:
         return time.monotonic() - started
 
 
-class SshFollower:
-    """`logs --json` running on the box, read as it comes: rendered lines, then a FollowEnd.
+class _SshStream:
+    """A codexdash command running on the box whose JSON lines are read as they come, over the
+    box's shared connection. Subclasses say what a line is (`_item`), which item is the last,
+    and how an end without it reads. What another box sends is never trusted to be inert.
 
-    Lines are made safe again here: what another box sends is never trusted to be inert."""
+    With `STDIN_OPEN`, the box's process reads its stdin, kept open here: when the ssh client
+    goes (closed here, killed, or this process gone), the box sees its input end. With a
+    `silence`, nothing for that many seconds is a box that does not answer: Unreachable."""
 
-    def __init__(self, box: SshBox, args: list[str], target: str) -> None:
-        self.box, self.args, self.target = box, args, target
+    MAX_LINE = 64 * 1024 * 1024
+    STDIN_OPEN = False
+    NEEDS = protocol.BASE  # the protocol the command needs on the box
+
+    def __init__(self, box: SshBox, args: list[str], silence: float | None = None) -> None:
+        self.box, self.args, self.silence = box, args, silence
         self._proc: subprocess.Popen | None = None
         self._closed = threading.Event()
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._closed.set()
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        with self._lock:
+            proc = self._proc
+            if proc is not None and proc.poll() is None:
+                self._close_stdin(proc)  # the box's command sees its input end
+                proc.kill()
 
-    def __iter__(self) -> Iterator[Line | FollowEnd]:
+    @staticmethod
+    def _close_stdin(proc: subprocess.Popen) -> None:
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+
+    def __iter__(self) -> Iterator:
+        import select
+
         box = self.box
+        silent = False
         with tempfile.TemporaryFile() as errors:
-            self._proc = proc = subprocess.Popen(
-                box.ssh_argv(box.command_line(self.args)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+            with self._lock:
+                self._proc = proc = subprocess.Popen(
+                    box.ssh_argv(box.command_line(self.args, needs=self.NEEDS)),
+                    stdin=subprocess.PIPE if self.STDIN_OPEN else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
             received = False
             try:
                 if self._closed.is_set():
                     proc.kill()
-                for raw in proc.stdout:
-                    item = self._item(raw)
-                    if item is None:
+                fd = proc.stdout.fileno()
+                poller = select.poll()
+                poller.register(fd, select.POLLIN)
+                pending = b""
+                while True:
+                    if not poller.poll(None if self.silence is None else self.silence * 1000):
+                        silent = not self._closed.is_set()
+                        break
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        lines, pending = ([pending] if pending else []), b""  # a last line without its newline
+                    elif b"\n" not in chunk:
+                        pending += chunk
+                        if len(pending) > self.MAX_LINE:
+                            raise BoxError(f"{box.name}: codexdash there sent a line longer than {self.MAX_LINE} bytes")
                         continue
-                    received = True
-                    yield item
-                    if isinstance(item, FollowEnd):
-                        return
-                code = proc.wait()
+                    else:
+                        *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        item = self._item(raw)
+                        if item is not None:
+                            received = True
+                            yield item
+                            if self._last(item):
+                                return
+                    if not chunk:
+                        break
+                code = proc.wait() if not silent else None
             finally:
-                if proc.poll() is None:
-                    proc.kill()
+                with self._lock:
+                    if proc.poll() is None:
+                        self._close_stdin(proc)
+                        proc.kill()
                 proc.wait()
                 proc.stdout.close()
+                self._close_stdin(proc)
             if self._closed.is_set():
                 return
+            if silent:
+                raise Unreachable(f"{box.name}: no answer for {self.silence:g} s")
             errors.seek(0)
             stderr = errors.read().decode(errors="replace")
         if code == 255 and received:
-            raise ConnectionLost(f"{box.name}: the connection was lost while following {self.target}: "
-                                 f"{_last_line(stderr) or 'the box stopped answering'}")
+            raise self._lost(_last_line(stderr) or "the box stopped answering")
         if code == 0:
-            raise ConnectionLost(f"{box.name}: the follow of {self.target} ended without its end")
+            raise ConnectionLost(f"{box.name}: {self._ended()}")
         raise box.failure(code, stderr)
 
+    def _item(self, raw: bytes):
+        raise NotImplementedError
+
+    def _last(self, item) -> bool:
+        return False
+
+    def _lost(self, why: str) -> CodexdashError:
+        raise NotImplementedError
+
+    def _ended(self) -> str:
+        raise NotImplementedError
+
+
+def _json_object(raw: bytes) -> dict | None:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+class SshFollower(_SshStream):
+    """`logs --json` running on the box, read as it comes: rendered lines, then a FollowEnd."""
+
+    def __init__(self, box: SshBox, args: list[str], target: str) -> None:
+        super().__init__(box, args)
+        self.target = target
+
     def _item(self, raw: bytes) -> Line | FollowEnd | None:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
+        data = _json_object(raw)
+        if data is None:
             return None
         if "end" in data:
             end = data["end"] if isinstance(data["end"], dict) else {}
@@ -357,23 +429,26 @@ class SshFollower:
         style = data.get("style") if data.get("style") in STYLES else "output"
         return Line(style, sanitize(str(data.get("text", ""))))
 
+    def _last(self, item) -> bool:
+        return isinstance(item, FollowEnd)
 
-class SshWatch:
+    def _lost(self, why: str) -> CodexdashError:
+        return ConnectionLost(f"{self.box.name}: the connection was lost while following {self.target}: {why}")
+
+    def _ended(self) -> str:
+        return f"the follow of {self.target} ended without its end"
+
+
+class SshWatch(_SshStream):
     """`list --json --watch` running on the box, read as it comes: a Snapshot of the jobs (each
     renamed by the box it was reached as), then one whenever they change, and Heartbeats.
 
-    The box's process reads its stdin, kept open here: when the ssh client goes (closed here,
-    killed, or this process gone), the box sees its input end and its watch ends. Nothing for
-    `silence` seconds (not even a heartbeat) is a box that does not answer: the watch is
-    closed and Unreachable raised. A nudge is a line on that stdin: the box looks at once."""
+    Its stdin is kept open (the box's watch ends with it); `silence` seconds without a line, not
+    even a heartbeat, is a box that does not answer. A nudge is a line on that stdin: the box
+    looks at once."""
 
-    MAX_LINE = 64 * 1024 * 1024
-
-    def __init__(self, box: SshBox, args: list[str], silence: float) -> None:
-        self.box, self.args, self.silence = box, args, silence
-        self._proc: subprocess.Popen | None = None
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
+    STDIN_OPEN = True
+    NEEDS = protocol.WATCH
 
     def nudge(self) -> None:
         with self._lock:
@@ -386,92 +461,22 @@ class SshWatch:
             except (OSError, ValueError):
                 pass  # gone: the reader says why
 
-    def close(self) -> None:
-        self._closed.set()
-        with self._lock:
-            proc = self._proc
-            if proc is not None and proc.poll() is None:
-                try:
-                    proc.stdin.close()  # the box's watch sees its input end
-                except OSError:
-                    pass
-                proc.kill()
-
-    def __iter__(self) -> Iterator[Snapshot | Heartbeat]:
-        import select
-
-        box = self.box
-        silent = False
-        with tempfile.TemporaryFile() as errors:
-            with self._lock:
-                self._proc = proc = subprocess.Popen(box.ssh_argv(box.command_line(self.args, needs=protocol.WATCH)),
-                                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors)
-            received = False
-            try:
-                if self._closed.is_set():
-                    proc.kill()
-                fd = proc.stdout.fileno()
-                poller = select.poll()
-                poller.register(fd, select.POLLIN)
-                pending = b""
-                while True:
-                    if not poller.poll(self.silence * 1000):
-                        silent = not self._closed.is_set()
-                        break
-                    chunk = os.read(fd, 1 << 16)
-                    if not chunk:
-                        break
-                    pending += chunk
-                    if b"\n" not in chunk:
-                        if len(pending) > self.MAX_LINE:
-                            raise BoxError(f"{box.name}: codexdash there sent a line longer than {self.MAX_LINE} bytes")
-                        continue
-                    *lines, pending = pending.split(b"\n")
-                    for raw in lines:
-                        item = self._item(raw)
-                        if item is not None:
-                            received = True
-                            yield item
-                code = proc.wait() if not silent else None
-            finally:
-                with self._lock:
-                    if proc.poll() is None:
-                        try:
-                            proc.stdin.close()
-                        except OSError:
-                            pass
-                        proc.kill()
-                proc.wait()
-                proc.stdout.close()
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-            if self._closed.is_set():
-                return
-            if silent:
-                raise Unreachable(f"{box.name}: no answer for {self.silence:g} s")
-            errors.seek(0)
-            stderr = errors.read().decode(errors="replace")
-        if code == 255 and received:  # the box is no longer reached: said as a look that cannot connect says it
-            raise Unreachable(f"{box.name}: unreachable: the connection was lost while watching its jobs: "
-                              f"{_last_line(stderr) or 'the box stopped answering'}")
-        if code == 0:
-            raise ConnectionLost(f"{box.name}: the watch of its jobs ended")
-        raise box.failure(code, stderr)
-
     def _item(self, raw: bytes) -> Snapshot | Heartbeat | None:
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(data, dict):
+        data = _json_object(raw)
+        if data is None:
             return None
         if isinstance(data.get("jobs"), list):
             return Snapshot([self.box._here(job) for job in data["jobs"] if isinstance(job, dict)])
         if "heartbeat" in data:
             return Heartbeat()
         return None
+
+    def _lost(self, why: str) -> CodexdashError:
+        # The box is no longer reached: said as a look that cannot connect says it.
+        return Unreachable(f"{self.box.name}: unreachable: the connection was lost while watching its jobs: {why}")
+
+    def _ended(self) -> str:
+        return "the watch of its jobs ended"
 
 
 def _last_line(text: str) -> str:

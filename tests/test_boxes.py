@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.ssh_boxes import make_fleet, tear_down, why_not
+from tests.test_cli import Watch
 
 pytestmark = pytest.mark.skipif(why_not() is not None, reason=f"SSH boxes: {why_not()}")
 
@@ -203,32 +204,10 @@ def test_a_box_whose_codexdash_is_too_old_or_too_new(fleet, tmp_path):
     assert missing.returncode == 1 and "box1: cannot run '/no/such/codexdash' there" in missing.stderr
 
 
-class Watch:
-    """`codexdash [--host BOX] list --json --watch` running, its JSON lines gathered as they come;
-    its stdin is a pipe held open here, as ssh holds a watch's."""
-
-    def __init__(self, fleet, *args: str) -> None:
-        import subprocess
-        import sys
-
-        self.proc = subprocess.Popen([sys.executable, "-m", "codexdash", *args, "list", "--json", "--watch",
-                                      "--interval", "0.2", "--heartbeat", "0.5"],
-                                     env=fleet.sandbox.env(**fleet.env()), cwd=fleet.sandbox.root, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[dict] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(json.loads(line) for line in self.proc.stdout),
-                                       daemon=True)
-        self.reader.start()
-
-    def snapshots(self) -> list[list[dict]]:
-        return [line["jobs"] for line in list(self.lines) if "jobs" in line]
-
-    def status(self, job_id: str) -> str | None:
-        last = self.snapshots()[-1:] or [[]]
-        return next((j["status"] for j in last[0] if j["id"] == job_id), None)
-
-    def heartbeats(self) -> int:
-        return sum(1 for line in list(self.lines) if "heartbeat" in line)
+def watch_on(fleet, box: str):
+    """`codexdash --host BOX list --json --watch` running here, its JSON lines gathered as they
+    come; its stdin is a pipe held open here, as ssh holds a watch's."""
+    return Watch(fleet.sandbox, "--interval", "0.2", "--heartbeat", "0.5", before=("--host", box), env=fleet.env())
 
 
 def test_a_watch_over_ssh_says_each_change_and_ends_on_the_box_with_its_client(fleet):
@@ -236,7 +215,7 @@ def test_a_watch_over_ssh_says_each_change_and_ends_on_the_box_with_its_client(f
 
     one = start(fleet, "box1", "SLEEP 60")
     box1 = fleet.boxes["box1"]
-    watch = Watch(fleet, "--host", "box1")
+    watch = watch_on(fleet, "box1")
     wait_for(lambda: watch.status(one["id"]) == "running", timeout=30, message="the first snapshot, from box1")
     assert all(j["host"] == "box1" for j in watch.snapshots()[-1])
     (watching,) = wait_for(lambda: list(box1.commands("list", "--watch")), message="one watch on box1")
@@ -255,7 +234,7 @@ def test_a_watch_over_ssh_says_each_change_and_ends_on_the_box_with_its_client(f
     wait_for(lambda: not box1.commands("list", "--watch"), timeout=30, message="the watch on box1 gone with its client")
     assert watch.proc.wait(timeout=30) == 1  # the reader here says the watch ended
     # This side closes (stdin ends): its ssh client and the box's watch go, quietly.
-    again = Watch(fleet, "--host", "box1")
+    again = watch_on(fleet, "box1")
     wait_for(lambda: again.snapshots(), timeout=30, message="a second watch")
     wait_for(lambda: box1.commands("list", "--watch"), message="the second watch on box1")
     again.proc.stdin.close()

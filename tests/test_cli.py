@@ -465,10 +465,11 @@ class Watch:
     """`codexdash list --json --watch` running here, its JSON lines gathered as they come; its
     stdin and stdout are pipes, as ssh gives a watch on another box."""
 
-    def __init__(self, sandbox, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "codexdash", "list", "--json", "--watch", *args],
-                                     env=sandbox.env(), cwd=sandbox.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+    def __init__(self, sandbox, *args: str, before: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        """`args` after `--watch`; `before` ahead of `list` (`--host BOX`); `env` added to the sandbox's."""
+        self.proc = subprocess.Popen([sys.executable, "-m", "codexdash", *before, "list", "--json", "--watch", *args],
+                                     env=sandbox.env(**(env or {})), cwd=sandbox.root, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: list[dict] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(json.loads(line) for line in self.proc.stdout),
                                        daemon=True)
