@@ -113,7 +113,9 @@ async def main(size: tuple[int, int], out: Path) -> None:
             rows = lambda: app.table.rows_for(app.shown_views())  # noqa: E731
             await until(pilot, lambda: len(rows()) == len(HERE) + sum(map(len, BOXES.values())), "every row")
             await until(pilot, lambda: sum(r.job.status == "completed" for r in rows()) == 3, "the short jobs done")
-            (root / "gpu-2-down").touch()  # gpu-2 goes away
+            (root / "gpu-2-down").touch()  # gpu-2 goes away: its watch's connection with it
+            if (watcher := app.looks["gpu-2"].watcher) is not None:
+                watcher.close()
             app.look_again("gpu-2")
             await until(pilot, lambda: app.looks["gpu-2"].error, "gpu-2 greyed")
             app.screen.query("Toast").remove()  # the toasts are news of the moment, not the picture

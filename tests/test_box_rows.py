@@ -53,6 +53,9 @@ def test_the_status_line_counts_jobs_per_box_and_says_which_does_not_answer():
     assert "local 1 box1 2 gpu-2 ✖ unreachable: no route to host · last seen 09:58:00" in wide
     narrow = status_text(facts, 60).plain
     assert "gpu-2 ✖" in narrow and "no route" not in narrow  # the reason goes first; the box stays named
+    # The counts go before the reason, but come back once the reason's going made room for them.
+    middle = status_text(facts, 72).plain
+    assert "local 1 box1 2 gpu-2 ✖" in middle and "no route" not in middle, middle
     assert "box1" not in status_text(Facts(host="h", title="codexdash", codex_home="/h", statuses=[], tokens={},
                                            attention={}, boxes=(("local", 0, None, ""),)), 200).plain
 

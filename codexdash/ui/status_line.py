@@ -29,8 +29,11 @@ class Part:
 
 def fit(parts: list[Part], width: int) -> Text:
     """The parts on one line of `width` cells: while too wide, the step with the highest
-    priority among the parts' next steps is taken (an empty form removes the part)."""
+    priority among the parts' next steps is taken (an empty form removes the part). Then each
+    step is undone again, the most needed first, where the line still fits: a part dropped early
+    comes back when a later, bigger step made room for it."""
     level = [0] * len(parts)
+    taken: list[int] = []
 
     def form(n: int) -> Text:
         return parts[n].full if level[n] == 0 else parts[n].steps[level[n] - 1][0]
@@ -45,6 +48,11 @@ def fit(parts: list[Part], width: int) -> Text:
             break
         n = max(can, key=lambda n: (parts[n].steps[level[n]][1], n))
         level[n] += 1
+        taken.append(n)
+    for n in reversed(taken):
+        level[n] -= 1
+        if length() > width:
+            level[n] += 1
     out = Text()
     for n in range(len(parts)):
         if form(n).cell_len:
