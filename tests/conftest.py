@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +119,12 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
         except Exception:
             pass
     store.close()
+
+
+@pytest.fixture
+def runtime_dir(monkeypatch):
+    """A short XDG_RUNTIME_DIR: ssh's control sockets need short paths (at most 107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="cdxrun-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -6,11 +6,6 @@ too old to watch asked at each look."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
-
-import pytest
 
 from codexdash.changes import ChangedFile, Changes
 from codexdash.ui.box_polls import BACKOFF_MAX, backoff
@@ -72,14 +67,6 @@ def test_changes_read_back_from_a_box_json():
 
 
 # ---- a slow box, through a stand-in ssh --------------------------------------------------------------
-
-
-@pytest.fixture
-def runtime_dir(monkeypatch):
-    path = Path(tempfile.mkdtemp(prefix="cdxrun-", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_a_slow_box_is_greyed_after_its_connect_timeout_and_the_rest_goes_on(sandbox, tmp_path, runtime_dir):

@@ -20,15 +20,6 @@ from codexdash.remote import SshBox, control_dir
 from tests.conftest import wait_for
 
 
-@pytest.fixture
-def runtime_dir(monkeypatch):
-    """A short XDG_RUNTIME_DIR: control sockets need short paths."""
-    path = Path(tempfile.mkdtemp(prefix="cdxrun-", dir="/tmp"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 # ---- settings ---------------------------------------------------------------------------------
 
 
