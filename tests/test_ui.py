@@ -476,3 +476,17 @@ async def test_a_poll_that_ends_while_the_dashboard_closes_draws_nothing(sandbox
         app.pane.log_view.find("hi")  # a search open: showing another job searches it anew
     app.pane.job_id = None  # as if another job were selected when the answer came
     app.on_jobs_refreshed(JobsRefreshed(views))  # no exception: the screen is gone, nothing is drawn
+
+
+async def test_an_empty_dashboard_refreshes_without_building_its_footer_again(sandbox, app):
+    from textual.widgets._footer import FooterKey
+
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app._polls >= 2 and app.footer.query(FooterKey), message="the first polls")
+        keys = list(app.footer.query(FooterKey))
+        polls = app._polls
+        await until(pilot, lambda: app._polls >= polls + 5, message="five more polls")
+        await pilot.pause()
+        # Each refresh showed "no job" in the pane; opening it again reset its search, which
+        # had the footer composed anew every second.
+        assert list(app.footer.query(FooterKey)) == keys

@@ -86,7 +86,9 @@ class SessionPane(RemoteSession, Vertical):
             lost = self.retry_at is not None and time.monotonic() >= self.retry_at
             if lost and not getattr(view, "stale", None):  # the box answers again: follow again
                 self.path = None
-        if job is None or job.id != self.job_id or path != self.path:
+        if (job.id if job is not None else None) != self.job_id or path != self.path:
+            # Opened again only when it shows another thing: opening resets the search, and the
+            # footer is composed again each time (an empty dashboard did it every second).
             self._open(job, path, host)
         self.job = job
         self._engine_tokens = view.total_tokens if view is not None else None
