@@ -164,25 +164,56 @@ def _from_files(codex_home: Path, since: float | None) -> list[tuple[str, str, f
     return found
 
 
-def external_sessions(codex_home: Path, claimed: set[str], since: float | None) -> list[ExternalSession]:
-    """Sessions under `codex_home` that no job claims, active since `since` (None: all)."""
+def external_sessions(codex_home: Path, claimed: set[str], since: float | None,
+                      reads: SessionReads | None = None) -> list[ExternalSession]:
+    """Sessions under `codex_home` that no job claims, active since `since` (None: all).
+    With `reads` (a look kept between calls), a file unchanged since the last look is not read again."""
     listed = _from_index(codex_home, since)
     if listed is None:
         listed = _from_files(codex_home, since)
+    listed = [entry for entry in listed if entry[0] not in claimed]
+    # Which Codex holds which file costs a read of every process: only when there is a session to tell.
     held = open_by_codex(codex_home) if listed else {}
-    out = []
+    out, looked = [], set()
     for session_id, path, created in listed:
-        if session_id in claimed:
-            continue
         if not os.path.exists(path):  # archived or compressed since the index was written
             moved = find_by_id(codex_home, session_id)
             if moved is None:
                 continue
             path = str(moved)
-        session = read_external(path, created, held.get(path))
+        looked.add(path)
+        session = (reads or SessionReads()).read(path, created, held.get(path))
         if session is not None:
             out.append(session)
+    if reads is not None:
+        reads.keep_only(looked)
     return out
+
+
+class SessionReads:
+    """What each session file said, kept while the file (inode, size, modification time) and
+    the process holding it are the same: the dashboard looks every few seconds, and most
+    sessions elsewhere have long ended."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, tuple[tuple, ExternalSession | None]] = {}
+
+    def read(self, path: str, created: float, pid: int | None) -> ExternalSession | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, created, pid)
+        kept = self._kept.get(path)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        session = read_external(path, created, pid)
+        self._kept[path] = (key, session)
+        return session
+
+    def keep_only(self, paths: set[str]) -> None:
+        for gone in self._kept.keys() - paths:
+            del self._kept[gone]
 
 
 def read_external(path: str, created: float, pid: int | None) -> ExternalSession | None:

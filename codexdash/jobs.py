@@ -258,6 +258,7 @@ class JobEngine(Starting, SessionFiles):
         self._children: dict[str, subprocess.Popen] = {}  # jobs this process spawned: reaped here
         self._activity: dict[str, Activity] = {}
         self._job_list = JobList()
+        self._session_reads = None  # what sessions started elsewhere said, kept between looks
         # The dashboard polls in one thread while a kill runs in another: the in-memory state
         # (children, activity, poller, job list) is changed under this lock only.
         self.lock = threading.RLock()
@@ -411,10 +412,12 @@ class JobEngine(Starting, SessionFiles):
         return {sid for (sid,) in Job.select(Job.session_id).where(Job.session_id.is_null(False)).tuples()}
 
     def external_sessions(self, all_history: bool = False) -> list:
-        from codexdash.external import external_sessions
+        from codexdash.external import SessionReads, external_sessions
 
+        if self._session_reads is None:
+            self._session_reads = SessionReads()
         since = None if all_history else now() - RECENT_SECONDS
-        return external_sessions(self.settings.codex_home, self.claimed_sessions(), since)
+        return external_sessions(self.settings.codex_home, self.claimed_sessions(), since, self._session_reads)
 
     def find_job_or_session(self, ref: str):
         """(job, None) for a job of codexdash's; (None, session) for a Codex session it did not

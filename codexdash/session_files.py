@@ -80,7 +80,7 @@ def _day_dirs(codex_home: Path, around: float) -> list[Path]:
     return [sessions_dir(codex_home) / f"{d:%Y}" / f"{d:%m}" / f"{d:%d}" for d in sorted(days)]
 
 
-def _scan(directory: Path) -> list[os.DirEntry]:
+def _scan(directory: Path | str) -> list[os.DirEntry]:
     try:
         return [e for e in os.scandir(directory) if _NAME.match(e.name)]
     except OSError:
@@ -247,10 +247,10 @@ def recent_session_files(codex_home: Path, since: float, stat_days: int) -> list
     first = dt.date.fromtimestamp(since) - dt.timedelta(days=stat_days + 1)
     last = dt.date.today() + dt.timedelta(days=1)
     found = []
-    for root in (sessions_dir(codex_home), archived_dir(codex_home)):
+    for root in (str(sessions_dir(codex_home)), str(archived_dir(codex_home))):
         day = first
-        while day <= last:
-            found.extend(e.path for e in _scan(root / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"))
+        while day <= last:  # the dashboard looks every few seconds: plain strings, no Path per day
+            found.extend(e.path for e in _scan(f"{root}/{day:%Y/%m/%d}"))
             day += dt.timedelta(days=1)
     for entry in _scan(archived_dir(codex_home)):
         name = parse_name(entry.name)

@@ -111,3 +111,30 @@ def test_finished_jobs_keep_their_token_detail(sandbox):
     row = wait_for(lambda: [r for r in json.loads(sandbox.cli("list", "--json").stdout)
                             if r["id"] == job["id"] and r["status"] == "completed"], message="the end")[0]
     assert row["tokens_detail"]["total_tokens"] == row["tokens"] == 15
+
+
+def test_the_dashboards_looks_read_again_only_the_sessions_that_changed(sandbox, monkeypatch):
+    from codexdash import external
+
+    reads, scans = [], []
+    read, scan = external.read_external, external.open_by_codex
+    monkeypatch.setattr(external, "read_external", lambda path, *a: reads.append(path) or read(path, *a))
+    monkeypatch.setattr(external, "open_by_codex", lambda home: scans.append(home) or scan(home))
+    job = sandbox.start("ECHO mine")
+    wait_for(lambda: sandbox.engine.refresh([sandbox.engine.find(job.id)])[0].job.status == "completed",
+             message="the job to end")
+    assert sandbox.engine.external_sessions() == [] and scans == []  # only claimed sessions: no process read
+
+    proc = run_codex_by_hand(sandbox, "please SLEEP 30", wait=False)
+    try:
+        first = wait_for(lambda: [s for s in sandbox.engine.external_sessions() if s.status == "running"],
+                         message="the session elsewhere running")[0]
+        reads.clear()
+        assert sandbox.engine.external_sessions() == [first] and reads == []  # unchanged: not read again
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # Its holder gone (and its end written): read again, and told as ended.
+    ended = wait_for(lambda: [s for s in sandbox.engine.external_sessions() if s.status != "running"],
+                     message="the session told as ended")[0]
+    assert ended.session_file == first.session_file and reads
