@@ -122,3 +122,19 @@ async def test_a_click_on_a_header_sorts_and_a_click_on_a_row_selects_it(sandbox
         assert "Name ▲" in [c.plain for c in table.header_cells()]
         await pilot.click("#jobs", offset=(x, 4))  # the fourth row
         assert table.selected_job_id == ids[3] and table.cursor_row == 3
+
+
+async def test_a_tick_repaints_the_changed_cell_not_its_line(sandbox, app, monkeypatch):
+    ids = add_many_jobs(sandbox.engine.store, 10)
+    async with app.run_test(size=SIZE) as pilot:
+        views = await started(pilot, 10)
+        table = app.table
+        next(v for v in views if v.job.id == ids[2]).job.status = JobStatus.RUNNING
+        show(app, ticked(views, ids[2], 5.0))
+        await pilot.pause()
+        repainted = []
+        monkeypatch.setattr(table, "refresh", lambda *regions, **kw: repainted.extend(regions))
+        show(app, ticked(views, ids[2], 6.0))
+        x = sum(table.column_widths()[: table.shown_keys.index("time")])
+        # The Time cell ("5s" → "6s", left-aligned): its first character, on that row's line only.
+        assert [(r.x, r.y, r.height) for r in repainted] == [(x + CELL_PADDING, 1 + 2, 1)] and repainted[0].width <= 6

@@ -230,10 +230,17 @@ class JobsTable(LineTable):
                 self.refresh_header()
         return cells
 
+    def restyle(self, base, width: int) -> None:
+        self.strips.restyle(base, width)
+
     def row_strip(self, i: int) -> Strip:
         row = self._rows[i]
-        return self.strips.strip(row.job.id, row, lambda: self.row_cells(i), [w for _c, w in self.fitted],
+        return self.strips.strip(row.job_id, row, lambda: self.row_cells(i), [w for _c, w in self.fitted],
                                  self.app.console)
+
+    def row_plain(self, i: int) -> Strip:
+        self.row_strip(i)
+        return self.strips.plain(self._rows[i].job_id, self.app.console)
 
     def cursor_moved(self) -> None:
         self._tell()

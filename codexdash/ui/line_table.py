@@ -1,9 +1,10 @@
 """A table drawn line by line (Line API): a header line, rows under it, a row cursor kept in
 view, the scrolling keys and clicks on rows and on the header.
 
-What the lines show comes from the subclass (`row_strip(i)`, `header_strip()`), asked for the
+What the lines show comes from the subclass (`row_strip(i)` in the table's style and width,
+`row_plain(i)` unstyled for the cursor's and the mouse's line, `header_strip()`), asked for the
 lines on screen only; `refresh_changed()` repaints only the lines whose strip, cursor or hover
-changed since they were drawn.
+changed since they were drawn, and of a changed strip only the cells that differ.
 """
 
 from __future__ import annotations
@@ -61,7 +62,15 @@ class LineTable(ScrollView, can_focus=True):
         raise NotImplementedError
 
     def row_strip(self, i: int) -> Strip:
+        """Row i in the style and width given to `restyle`."""
         raise NotImplementedError
+
+    def row_plain(self, i: int) -> Strip:
+        """Row i with no style of the table's (the cursor's or the mouse's look goes under it)."""
+        raise NotImplementedError
+
+    def restyle(self, base: Style, width: int) -> None:
+        """The table's own style and its width, before rows are asked for."""
 
     def header_strip(self) -> Strip:
         raise NotImplementedError
@@ -179,13 +188,21 @@ class LineTable(ScrollView, can_focus=True):
         if not self.is_mounted:
             return
         width = self.size.width
+        self.restyle(self.rich_style, self.scrollable_content_region.width)
         for y in range(HEADER, HEADER + self.body_height()):
             drawn, now = self._drawn.get(y), self._line(y)
-            if drawn is None or len(drawn) != len(now) or any(a is not b for a, b in zip(drawn, now)):
+            if drawn is None or len(drawn) != len(now) or drawn[1:] != now[1:]:
                 self.refresh(Region(0, y, width, 1))
+            elif now and drawn[0] is not now[0]:
+                # The same row, cursor and hover, another strip: only the cells that differ are
+                # composited and sent to the terminal (a second's tick is one cell of the line).
+                self._drawn[y] = (now[0], *drawn[1:]) if (span := changed_span(drawn[0], now[0])) is None else drawn
+                if span is not None:
+                    self.refresh(Region(span[0], y, span[1] - span[0], 1))
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._base = self.rich_style  # once a paint, not once a line (it walks up the DOM)
+        self.restyle(self._base, self.scrollable_content_region.width)
         try:
             return super().render_lines(crop)
         finally:
@@ -200,13 +217,15 @@ class LineTable(ScrollView, can_focus=True):
         if not line:
             return Strip.blank(width, base)
         strip, cursor, hover = line
+        i = self.scroll_offset.y + y - HEADER
         if cursor:
             look = self.get_component_rich_style("line-table--cursor")
             post = Style.from_color(look.color, look.bgcolor)  # the cursor's colours win over the cells'
-            return self._styled(strip, width, base + look, post)
+            return self._styled(self.row_plain(i), width, base + look, post)
         if hover:
-            return self._styled(strip, width, base + self.get_component_rich_style("line-table--hover"))
-        return self._styled(strip, width, base)
+            return self._styled(self.row_plain(i), width, base + self.get_component_rich_style("line-table--hover"))
+        # Most lines: the row's strip as it is kept, drawn in the table's style and width.
+        return strip if strip.cell_length == width else strip.extend_cell_length(width, base).crop(0, width)
 
     @staticmethod
     def _styled(strip: Strip, width: int, style: Style, post: Style | None = None) -> Strip:
@@ -214,3 +233,23 @@ class LineTable(ScrollView, can_focus=True):
         segments = Segment.apply_style(strip, style, post)
         fill = style + post if post else style
         return Strip(segments, strip.cell_length).extend_cell_length(width, fill).crop(0, width)
+
+
+def changed_span(old: Strip, new: Strip) -> tuple[int, int] | None:
+    """The cells [start, end) where two strips differ (None: they show the same): their equal
+    segments from either end left out. Strips of different widths differ everywhere."""
+    if old.cell_length != new.cell_length:
+        return (0, max(old.cell_length, new.cell_length))
+    a, b = list(old), list(new)
+    n = min(len(a), len(b))
+    i = start = 0
+    while i < n and a[i] == b[i]:
+        start += a[i].cell_length
+        i += 1
+    if i == len(a) == len(b):
+        return None
+    j, tail = 1, 0
+    while j <= n - i and a[-j] == b[-j]:
+        tail += a[-j].cell_length
+        j += 1
+    return (start, old.cell_length - tail)

@@ -52,22 +52,33 @@ def draw_cell(text: Text, width: int, console: Console) -> list[Segment]:
 COLUMN_META = [Style.from_meta({"column": i}) for i in range(64)]
 
 
+def column_meta(i: int) -> Style:
+    return COLUMN_META[i] if i < len(COLUMN_META) else Style.from_meta({"column": i})
+
+
 def draw_row(cells: Iterable[list[Segment]], width: int) -> Strip:
     """The cells side by side, padded; each cell's segments carry its column's index (meta), so
     no two cells merge into one run of text when the screen is exported."""
     segments: list[Segment] = []
     for i, cell in enumerate(cells):
-        meta = COLUMN_META[i] if i < len(COLUMN_META) else Style.from_meta({"column": i})
-        segments.extend(Segment.apply_style([PAD, *cell, PAD], post_style=meta))
+        segments.extend(Segment.apply_style([PAD, *cell, PAD], post_style=column_meta(i)))
     return Strip(segments, width)
 
 
 class RowStrips:
-    """Strips of rows by job id, kept while their cells' texts stay the same."""
+    """Strips of rows by job id, kept while their cells' texts stay the same.
+
+    A row's strip is drawn in the table's own style (`restyle`) and as wide as the table: most
+    lines are put on screen as they are. The cursor's and the mouse's lines are styled from the
+    row's unstyled strip, made for them only (`plain`)."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, tuple[object, tuple, Strip]] = {}  # job id -> (row, cells' keys, strip)
-        self._cells: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)
+        # job id -> (row, cells' keys, strip in the table's style, unstyled strip or None)
+        self._rows: dict[str, list] = {}
+        self._cells: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)  # cell key -> segments
+        self._styled: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)  # (cell key, column) -> padded, styled
+        self._base: Style | None = None
+        self._width = 0
         self.rows_drawn = 0  # strips made (cache misses): what the tests count
         self.cells_drawn = 0
 
@@ -80,6 +91,14 @@ class RowStrips:
     def clear(self) -> None:
         self._rows.clear()
         self._cells.clear()
+        self._styled.clear()
+
+    def restyle(self, base: Style, width: int) -> None:
+        """The table's style and width: strips drawn for another are drawn again."""
+        if base != self._base or width != self._width:
+            self._base, self._width = base, width
+            self._rows.clear()
+            self._styled.clear()
 
     def keep_only(self, job_ids: set[str]) -> None:
         for gone in [jid for jid in self._rows if jid not in job_ids]:
@@ -87,24 +106,46 @@ class RowStrips:
 
     def strip(self, job_id: str, row: object, cells: Callable[[], list[Text]], widths: list[int],
               console: Console) -> Strip:
-        """The row's strip: the kept one while `row` is the same object or its cells show the
-        same texts; `cells()` is asked only when `row` is new."""
+        """The row's strip in the table's style: the kept one while `row` is the same object or
+        its cells show the same texts; `cells()` is asked only when `row` is new."""
         kept = self._rows.get(job_id)
         if kept is not None and kept[0] is row:
             return kept[2]
         texts = cells()
         keys = tuple(cell_key(t, w) for t, w in zip(texts, widths))
         if kept is not None and kept[1] == keys:
-            self._rows[job_id] = (row, keys, kept[2])
+            kept[0] = row
             return kept[2]
-        drawn = []
-        for text, width, key in zip(texts, widths, keys):
-            segments = self._cells.get(key)
-            if segments is None:
-                segments = self._cells[key] = draw_cell(text, width, console)
-                self.cells_drawn += 1
-            drawn.append(segments)
-        strip = draw_row(drawn, sum(widths) + 2 * CELL_PADDING * len(widths))
-        self._rows[job_id] = (row, keys, strip)
+        base = self._base or Style()
+        segments: list[Segment] = []
+        for i, (text, width, key) in enumerate(zip(texts, widths, keys)):
+            styled = self._styled.get((key, i))
+            if styled is None:
+                raw = self._cell(key, text, width, console)
+                styled = self._styled[key, i] = list(Segment.apply_style([PAD, *raw, PAD], base, column_meta(i)))
+            segments.extend(styled)
+        drawn = sum(widths) + 2 * CELL_PADDING * len(widths)
+        if drawn < self._width:
+            segments.append(Segment(" " * (self._width - drawn), base))
+        strip = Strip(segments, max(drawn, self._width))
+        self._rows[job_id] = [row, keys, strip, None, texts, widths]
         self.rows_drawn += 1
         return strip
+
+    def plain(self, job_id: str, console: Console) -> Strip | None:
+        """The row's strip with no style of the table's (for the cursor's and the mouse's line)."""
+        kept = self._rows.get(job_id)
+        if kept is None:
+            return None
+        if kept[3] is None:
+            _row, keys, _strip, _plain, texts, widths = kept
+            kept[3] = draw_row([self._cell(k, t, w, console) for k, t, w in zip(keys, texts, widths)],
+                               sum(widths) + 2 * CELL_PADDING * len(widths))
+        return kept[3]
+
+    def _cell(self, key: tuple, text: Text, width: int, console: Console) -> list[Segment]:
+        segments = self._cells.get(key)
+        if segments is None:
+            segments = self._cells[key] = draw_cell(text, width, console)
+            self.cells_drawn += 1
+        return segments
