@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # imported where used: a refresh reads /proc itself, and `lis
 START_TIME_TOLERANCE = 0.005
 # How often the membership of each job's process tree is read again from /proc.
 TREE_INTERVAL = 5.0
+# Between full passes over /proc only new processes are read (see Parents): a PID that ended
+# and was given to another process between two looks is known for what it is by the next.
+FULL_PASS_EVERY = 60.0
 # Processes beyond the jobs' own (their children: Node's native Codex, tools it runs) whose
 # figures a refresh reads; past it, the jobs' trees are sampled in turns (see ProcessPoller).
 SAMPLE_BUDGET = 200
@@ -239,18 +242,42 @@ def _pids() -> list[int]:
     return psutil.pids()
 
 
-def scan(boot: float) -> tuple[dict[int, list[int]], dict[int, ProcStat]]:
-    """Every process's children and figures, from one pass over /proc (psutil's children()
-    made that pass for each call: once per job per refresh, it was most of the dashboard's
-    idle cost). The figures serve the refresh that made the pass: no process is read twice."""
-    kids: dict[int, list[int]] = {}
-    stats: dict[int, ProcStat] = {}
-    for pid in _pids():
-        st = read_stat(pid, boot)
-        if st is not None:
+class Parents:
+    """Which process is whose child, kept between passes over /proc: a pass lists the PIDs and
+    reads only those it has not seen, and the children of those gone (the kernel gives them
+    another parent); every FULL_PASS_EVERY seconds it reads them all. On a box with hundreds of
+    processes, the dashboard's look every few seconds reads the few that started since."""
+
+    def __init__(self) -> None:
+        self.ppid: dict[int, int] = {}
+        self._full_at: float | None = None
+
+    def look(self, boot: float) -> tuple[dict[int, list[int]], dict[int, ProcStat], bool]:
+        """Every process's children; the figures read in this look; whether it read every process."""
+        pids = _pids()
+        full = self._full_at is None or time.monotonic() - self._full_at >= FULL_PASS_EVERY
+        if full:
+            self.ppid, todo = {}, pids
+            self._full_at = time.monotonic()
+        else:
+            present = set(pids)
+            gone = self.ppid.keys() - present
+            orphans = [pid for pid, parent in self.ppid.items() if parent in gone and pid in present]
+            for pid in gone:
+                del self.ppid[pid]
+            todo = [pid for pid in pids if pid not in self.ppid] + orphans
+        stats: dict[int, ProcStat] = {}
+        for pid in todo:
+            st = read_stat(pid, boot)
+            if st is None:
+                self.ppid.pop(pid, None)
+                continue
             stats[pid] = st
-            kids.setdefault(st.ppid, []).append(pid)
-    return kids, stats
+            self.ppid[pid] = st.ppid
+        kids: dict[int, list[int]] = {}
+        for pid, parent in self.ppid.items():
+            kids.setdefault(parent, []).append(pid)
+        return kids, stats, full
 
 
 def open_session_files(procs: list[psutil.Process], sessions_dir: str) -> list[str]:
@@ -334,6 +361,7 @@ class ProcessPoller:
         self._touched: set[tuple[int, float]] = set()
         self._kids: dict[int, list[int]] | None = None
         self._kids_at = 0.0
+        self._parents = Parents()
         self._boot = 0.0
         self._stats: dict[int, ProcStat | None] = {}  # this cycle's reads
         self._in_cycle = False
@@ -351,7 +379,8 @@ class ProcessPoller:
 
     def begin_cycle(self, fresh: bool = False) -> None:
         """Starts a refresh: which pidfds' processes exited, and (every few seconds, or when
-        `fresh`) one pass over /proc that learns every job's tree and serves every figure."""
+        `fresh`) a look over /proc that learns every job's tree (see Parents). One pass over
+        /proc, not psutil's children() for each job, which made that pass at each call."""
         self._cycle += 1
         self._in_cycle = True
         self._boot = boot_time()
@@ -363,10 +392,9 @@ class ProcessPoller:
         processes = sum(kept[0].processes for kept in self._kept.values())
         self.stride = max(1, -(-processes // self.budget))
         if fresh or self._kids is None or time.monotonic() - self._kids_at >= TREE_INTERVAL:
-            self._kids, stats = scan(self._boot)
+            self._kids, stats, self._scanned = self._parents.look(self._boot)
             self._stats.update(stats)
             self._kids_at = time.monotonic()
-            self._scanned = True
 
     def stat(self, pid: int) -> ProcStat | None:
         """The process's figures: read once per cycle."""

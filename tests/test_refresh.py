@@ -118,6 +118,33 @@ def test_past_the_budget_every_tree_is_read_in_turns_within_stride_refreshes(chi
     assert set(fresh_within) == set(starts) and max(fresh_within.values()) <= poller.stride
 
 
+def test_between_full_passes_a_look_reads_only_new_processes_and_the_orphans_of_those_gone(children, monkeypatch):
+    reads = []
+    real_read = procs.read_stat
+    monkeypatch.setattr(procs, "read_stat", lambda pid, boot: reads.append(pid) or real_read(pid, boot))
+    parents = procs.Parents()
+    kids, _stats, full = parents.look(boot_time())
+    assert full and len(reads) >= len(kids)  # the first look reads every process
+    # A shell whose child outlives it: the child gets another parent when the shell ends.
+    shell = children("sh", "-c", "sleep 60 & sleep 60")
+    wait_for(lambda: len(psutil.Process(shell.pid).children()) == 2, message="the shell's children")
+    orphan, waited = sorted(psutil.Process(shell.pid).children(), key=lambda p: p.create_time())
+    reads.clear()
+    kids, stats, full = parents.look(boot_time())
+    assert not full and {shell.pid, orphan.pid, waited.pid} <= set(reads) and len(reads) < 20
+    assert set(kids[shell.pid]) == {orphan.pid, waited.pid}
+    os.kill(shell.pid, signal.SIGKILL)
+    shell.wait()
+    wait_for(lambda: psutil.Process(orphan.pid).ppid() != shell.pid, message="the orphan to be taken in")
+    reads.clear()
+    kids, stats, full = parents.look(boot_time())
+    assert not full and orphan.pid in reads and shell.pid not in kids
+    assert orphan.pid in kids[psutil.Process(orphan.pid).ppid()]
+    monkeypatch.setattr(procs, "FULL_PASS_EVERY", 0.0)
+    reads.clear()
+    assert parents.look(boot_time())[2] and orphan.pid in reads
+
+
 def test_a_refresh_reads_the_store_only_after_a_commit(sandbox, monkeypatch):
     job = sandbox.start("please SLEEP 30")
     engine = sandbox.engine
