@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
+from codexdash.jobs import JobView
 from codexdash.procs import ProcessStats
-from codexdash.store import JobStatus
+from codexdash.store import Job, JobStatus
 from codexdash.ui.app import CodexdashApp
-from codexdash.ui.columns import CELL_PADDING
+from codexdash.ui.columns import CELL_PADDING, COLUMNS, STALL_SECONDS, Row
 from tests.ui_support import add_many_jobs, until
 
 SIZE = (140, 36)
@@ -138,3 +140,34 @@ async def test_a_tick_repaints_the_changed_cell_not_its_line(sandbox, app, monke
         x = sum(table.column_widths()[: table.shown_keys.index("time")])
         # The Time cell ("5s" → "6s", left-aligned): its first character, on that row's line only.
         assert [(r.x, r.y, r.height) for r in repainted] == [(x + CELL_PADDING, 1 + 2, 1)] and repainted[0].width <= 6
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cpu=st.sampled_from([0.0, 0.2, 0.4, 0.6, 1.4, 99.5]), rss=st.sampled_from([0, 1000, 1023, 2**20, 2**20 + 7]),
+    uptime=st.sampled_from([0.2, 0.9, 59.4, 59.9, 61.0, 601.0, 3599.9]),
+    idle=st.sampled_from([None, 0.5, 1.5, 119.9, 120.1]), tokens=st.sampled_from([None, 0, 999, 1000, 1499]),
+    status=st.sampled_from(["running", "completed", "failed", "starting"]), name=st.sampled_from([None, "", "n"]),
+    unseen=st.booleans(), mono=st.booleans(), host=st.sampled_from(["local", "box1"]),
+    model=st.sampled_from([None, "gpt-5"]), day=st.sampled_from([0.0, 86400.0]),
+)
+def test_rows_showing_the_same_values_draw_the_same_cells(cpu, rss, uptime, idle, tokens, status, name, unseen,
+                                                          mono, host, model, day):
+    """A live row's cells are made again only when `Row.shown` changed: every column must read
+    only what it holds. Each row is held against one that differs by a little."""
+    base = 1_790_000_000.0
+
+    def row(cpu, rss, uptime, idle, tokens, status, name, unseen, mono, host, model, now):
+        job = Job(id="a1b2c3d4e5", marker="m", status=status, argv="[]", cwd="/w/api", prompt="do it", name=name,
+                  created_at=base - 3600, model="gpt-4", pid=42)
+        view = JobView(job, stats=ProcessStats(cpu, rss, uptime, 2), tokens=tokens, session_model=model, host=host,
+                       last_activity=None if idle is None else now - idle)
+        return Row(view, now, STALL_SECONDS, unseen, mono)
+
+    a = row(cpu, rss, uptime, idle, tokens, status, name, unseen, mono, host, model, base + day)
+    for b in (row(cpu + 0.1, rss, uptime, idle, tokens, status, name, unseen, mono, host, model, base + day),
+              row(cpu, rss + 3, uptime + 0.3, idle, tokens, status, name, unseen, mono, host, model, base + day + 0.3),
+              row(cpu, rss, uptime, None if idle is None else idle + 0.4, tokens, status, name, unseen, mono, host,
+                  model, base + day + 40_000)):
+        if a.shown == b.shown:
+            assert [c.cell(a, 12).markup for c in COLUMNS] == [c.cell(b, 12).markup for c in COLUMNS]

@@ -93,6 +93,17 @@ class Row:
         the row shows what the box said last, greyed."""
         return getattr(self.view, "stale", None)
 
+    @cached_property
+    def shown(self) -> tuple:
+        """What the row's cells show, as plain values: two rows of a job with the same are drawn
+        the same. A live job's row is made anew at each refresh; its cells only when this
+        changed. Every cell reads from what is here (a test holds the columns to it)."""
+        v, stats = self.view, self.view.stats
+        return (tuple(self.job.__data__.values()), type(v), v.host, v.model, v.total_tokens, self.stale,
+                fmt.duration(v.elapsed), None if self.idle is None else fmt.duration(self.idle), self.stalled,
+                None if stats is None else (f"{stats.cpu_percent:.0f}", fmt.size(stats.rss_bytes)),
+                self.unseen, self.mono, time.localtime(self.now).tm_yday)
+
     @property
     def settled(self) -> tuple:
         """What may still change in a finished job's row: drawn again only when this does."""

@@ -176,9 +176,10 @@ class LineTable(ScrollView, can_focus=True):
 
     # ---- drawing ------------------------------------------------------------------------------
 
-    def _line(self, y: int) -> tuple:
-        """What screen line `y` shows: the row's strip, and whether it has the cursor or the mouse."""
-        i = self.scroll_offset.y + y - HEADER
+    def _line(self, y: int, top: int | None = None) -> tuple:
+        """What screen line `y` shows (the first row on screen being `top`): the row's strip, and
+        whether it has the cursor or the mouse."""
+        i = (self.scroll_offset.y if top is None else top) + y - HEADER
         if i >= self.row_count:
             return ()
         return (self.row_strip(i), i == self.cursor_row, i == self._hover)
@@ -189,8 +190,9 @@ class LineTable(ScrollView, can_focus=True):
             return
         width = self.size.width
         self.restyle(self.rich_style, self.scrollable_content_region.width)
+        top = self.scroll_offset.y
         for y in range(HEADER, HEADER + self.body_height()):
-            drawn, now = self._drawn.get(y), self._line(y)
+            drawn, now = self._drawn.get(y), self._line(y, top)
             if drawn is None or len(drawn) != len(now) or drawn[1:] != now[1:]:
                 self.refresh(Region(0, y, width, 1))
             elif now and drawn[0] is not now[0]:

@@ -104,12 +104,14 @@ class RowStrips:
         for gone in [jid for jid in self._rows if jid not in job_ids]:
             del self._rows[gone]
 
-    def strip(self, job_id: str, row: object, cells: Callable[[], list[Text]], widths: list[int],
+    def strip(self, job_id: str, row, cells: Callable[[], list[Text]], widths: list[int],
               console: Console) -> Strip:
-        """The row's strip in the table's style: the kept one while `row` is the same object or
-        its cells show the same texts; `cells()` is asked only when `row` is new."""
+        """The row's strip in the table's style: the kept one while `row` is the same object,
+        shows the same values (`row.shown`) or its cells the same texts; `cells()` is asked
+        only when what the row shows changed."""
         kept = self._rows.get(job_id)
-        if kept is not None and kept[0] is row:
+        if kept is not None and (kept[0] is row or kept[0].shown == row.shown):
+            kept[0] = row
             return kept[2]
         texts = cells()
         keys = tuple(cell_key(t, w) for t, w in zip(texts, widths))
