@@ -1,6 +1,6 @@
 """Runs every benchmark and prints each figure beside its target and its reference.
 
-    python bench/run.py            # all (about 14 minutes: idle takes 2, pause 3, first-minute 1, memory 3, boxes 1)
+    python bench/run.py            # all (about 25 minutes: idle takes 11, pause 4, memory 4, boxes 2)
     python bench/run.py tail open  # some: tail, pause, open, startup, idle, first-minute, scale, memory, ops, boxes
 
 The figures are also written to bench/results.json; BENCHMARKS.md keeps the latest run.
@@ -25,8 +25,8 @@ import tail_latency  # noqa: E402
 from common import report  # noqa: E402
 
 SUITES = {"tail": tail_latency.run, "pause": pause.run, "open": open_large.run, "startup": startup.run,
-          "idle": lambda: idle.run("idle"), "scale": scale.run, "ops": job_ops.run,
-          "first-minute": lambda: idle.run("first-minute"), "memory": memory.run, "boxes": boxes.run}
+          "idle": idle.run, "scale": scale.run, "ops": job_ops.run,  # idle: the jobs' first minute, minutes 2-3, past ten
+          "first-minute": lambda: idle.run(["first-minute"]), "memory": memory.run, "boxes": boxes.run}
 
 
 def main(names: list[str]) -> int:
