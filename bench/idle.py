@@ -3,7 +3,7 @@
 
     python bench/idle.py                # all three phases, one set of jobs (about 11 minutes)
     python bench/idle.py first-minute   # from 5 s to 60 s after the jobs started: every row's Time ticks
-    python bench/idle.py seconds        # 2 to 3 minutes after: Time and Idle still show seconds
+    python bench/idle.py seconds        # 135 to 195 s after: Time and Idle still show seconds
     python bench/idle.py idle           # past the ten minutes durations show seconds: nothing ticks
 
 The jobs are started under the dashboard; each phase is measured at its time in their life.
@@ -25,7 +25,9 @@ SECONDS = float(os.environ.get("CODEXDASH_BENCH_IDLE_SECONDS", "60"))  # each wi
 # Each phase: its window, in seconds after the jobs started, and what is on the screen then.
 PHASES = {
     "first-minute": (5.0, 60.0, "in their first minute"),
-    "seconds": (120.0, 180.0, "2-3 min old (durations with seconds)"),
+    # From 135 s: the jobs went quiet at once, and are told stalled together at about 125 s (a toast
+    # each): an event, not the idle screen this measures.
+    "seconds": (135.0, 195.0, "2-3 min old (durations with seconds)"),
     "idle": (None, None, "idle, past the seconds of their durations"),
 }
 
