@@ -492,11 +492,32 @@ def _style(line, color: bool) -> str:
 
 
 def cmd_logs(args, ctx: Context) -> int:
-    """A session as it is written, here or on another box: one follower (boxes.LocalFollower)
-    reads, this prints."""
-    from codexdash.cli_boxes import logs_over_box
+    """A session as it is written, here or on another box: one follower reads (a LocalFollower
+    here, the box's own there), this prints rendered lines (JSON lines with --json, which is what
+    another codexdash reads), ending when the job does."""
+    from codexdash.local_follow import FollowEnd, LocalFollower
 
-    return logs_over_box(args, ctx)
+    color = not args.json and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    out = sys.stdout
+    if not ctx.remote and os.path.isfile(os.path.expanduser(args.target)):
+        # A session file here: read as it is, with no store to open (nor its ORM, nor the box
+        # interface, to load).
+        follower = LocalFollower(None, args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+    else:
+        follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+    try:
+        for item in follower:
+            if isinstance(item, FollowEnd):
+                if args.json:
+                    out.write(json.dumps({"end": {"status": item.status}}) + "\n")
+                break
+            out.write((json.dumps({"style": item.style, "text": item.text}) if args.json else _style(item, color)) + "\n")
+            if args.follow:
+                out.flush()
+    finally:
+        follower.close()
+    out.flush()
+    return 0
 
 
 # Characters JSON leaves as they are but a terminal may act on: DEL, C1 controls, bidi overrides,
