@@ -14,7 +14,7 @@ import sys
 import time
 
 from codexdash import __version__, format as fmt
-from codexdash.config import Settings, load_settings
+from codexdash.config_values import read_settings
 from codexdash.errors import BadInput, CodexdashError, Refused
 
 STYLE_ANSI = {
@@ -161,13 +161,24 @@ def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 class Context:
-    """Settings and the engine, opened only by the commands that need them."""
+    """Settings and the engine, made only for the commands that need them: every command checks
+    its settings, but `logs FILE` uses none, and Settings is a dataclass, slow to import."""
 
-    def __init__(self, settings: Settings, host: str | None = None) -> None:
-        self.settings = settings
+    def __init__(self, values: dict[str, object], host: str | None = None) -> None:
+        self._values = values  # config_values.read_settings: checked already
+        self._settings = None
         self.host = host
         self._engine = None
         self._box = None
+
+    @property
+    def settings(self):
+        """The settings (config.Settings)."""
+        if self._settings is None:
+            from codexdash.config import Settings
+
+            self._settings = Settings(**self._values)
+        return self._settings
 
     @property
     def remote(self) -> bool:
@@ -220,7 +231,7 @@ def _main(argv: list[str] | None) -> int:
             from codexdash.protocol import accept
 
             accept(args.protocol)
-        ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex), host=args.host)
+        ctx = Context(read_settings(db=args.db, codex_home=args.codex_home, codex=args.codex), host=args.host)
         if args.command is None:
             return _dashboard(ctx)
         if ctx.remote:
