@@ -63,7 +63,36 @@ def paint(text: str, ansi: str | None, color: bool) -> str:
     return f"{ansi}{text}\x1b[0m" if color and ansi else text
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, asking the terminal's width only when it writes help: argparse makes
+    a formatter for each argument added (to check its metavar), and the width's module, shutil,
+    brings zlib, bz2 and lzma with it, for a command that writes no help."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width=80 if width is None else width)
+        if width is None:
+            self._max_help_position_asked = max_help_position
+            del self._width, self._max_help_position  # worked out by __getattr__, when first read
+
+    def __getattr__(self, name: str):
+        if name not in ("_width", "_max_help_position"):
+            raise AttributeError(name)
+        import shutil
+
+        # As HelpFormatter works them out when it is given no width.
+        self._width = shutil.get_terminal_size().columns - 2
+        self._max_help_position = min(self._max_help_position_asked, max(self._width - 20, self._indent_increment * 2))
+        return getattr(self, name)
+
+
+class _RawDescriptionFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, formatter_class: type = _Formatter, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         sys.stderr.write(f"codexdash: {message} (try: {self.prog} --help)\n")
         raise SystemExit(2)
@@ -77,10 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codex", help="Codex command, split like a shell (env CODEXDASH_CODEX)")
     p.add_argument("--host", metavar="NAME", help="run the command on that box, reached by ssh as NAME (local: this one)")
     p.add_argument("--protocol", type=int, help=argparse.SUPPRESS)  # set by the codexdash that drives this one
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    # prog given: argparse would format the usage of the positional arguments before the command
+    # (none), which asks the terminal's width, to find this name.
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, prog=p.prog)
 
     s = sub.add_parser("start", help="start a Codex job, detached", usage="%(prog)s [options] PROMPT [-- EXTRA ...]",
-                       epilog=START_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=START_EPILOG, formatter_class=_RawDescriptionFormatter)
     s.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     s.add_argument("--cwd", default=None, help="working directory (default: here)")
     s.add_argument("--name", help="what to call the job in tables (default: a title from the prompt's first line)")
