@@ -235,6 +235,41 @@ class Context:
         return self._engine
 
 
+def run() -> None:
+    """The `codexdash` command (and `python -m codexdash`): main(), then the end of the process.
+
+    A command that only read and printed, and says so (`_leaves_nothing_open`), ends the process
+    at once, its output flushed: what the interpreter's exit would still do is free every object
+    and module one by one (several milliseconds of a `list`), with nothing of the command's to
+    close. Unless something else waits for that exit: a thread, an exit handler (coverage's), a
+    tracer or a profiler (cProfile writes its figures once the program returns)."""
+    code = main()
+    if _nothing_open and _nothing_waits_for_the_exit():
+        sys.stderr.flush()  # stdout is flushed by main()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _nothing_waits_for_the_exit() -> bool:
+    import atexit
+    import threading
+
+    handlers = getattr(atexit, "_ncallbacks", None)  # CPython's count; where it is missing, assume some
+    return (handlers is not None and handlers() == 0 and threading.active_count() == 1
+            and sys.gettrace() is None and sys.getprofile() is None)
+
+
+# Set by a command that opened nothing that needs closing at exit (no store, no files being
+# written, no thread, no exit handler): `list` read from the store's file, `logs` of a file
+# read once. run() ends such a process without the interpreter's teardown.
+_nothing_open = False
+
+
+def _leaves_nothing_open() -> None:
+    global _nothing_open
+    _nothing_open = True
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
@@ -403,9 +438,12 @@ def cmd_list(args, ctx: Context) -> int:
             text = quick_listing_text(ctx.settings, all_history=args.all, external=not args.no_external)
             if text is not None:
                 print(text)
+                _leaves_nothing_open()
                 return 0
         else:
             rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
+            if rows is not None:
+                _leaves_nothing_open()  # its connection is closed: what follows only prints
     if rows is None:
         rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
@@ -545,6 +583,8 @@ def cmd_logs(args, ctx: Context) -> int:
         # A session file here: read as it is, with no store to open (nor its ORM, nor the box
         # interface, to load).
         follower = LocalFollower(None, args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+        if not args.follow:
+            _leaves_nothing_open()  # the file is read once, and closed, before the loop ends
     else:
         follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
     try:
