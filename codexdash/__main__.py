@@ -1,3 +1,3 @@
-from codexdash.cli import main
+from codexdash.cli import run
 
-raise SystemExit(main())
+run()

@@ -14,7 +14,7 @@ import sys
 import time
 
 from codexdash import __version__, format as fmt
-from codexdash.config import Settings, load_settings
+from codexdash.config_values import read_settings
 from codexdash.errors import BadInput, CodexdashError, Refused
 
 STYLE_ANSI = {
@@ -63,7 +63,36 @@ def paint(text: str, ansi: str | None, color: bool) -> str:
     return f"{ansi}{text}\x1b[0m" if color and ansi else text
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, asking the terminal's width only when it writes help: argparse makes
+    a formatter for each argument added (to check its metavar), and the width's module, shutil,
+    brings zlib, bz2 and lzma with it, for a command that writes no help."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width=80 if width is None else width)
+        if width is None:
+            self._max_help_position_asked = max_help_position
+            del self._width, self._max_help_position  # worked out by __getattr__, when first read
+
+    def __getattr__(self, name: str):
+        if name not in ("_width", "_max_help_position"):
+            raise AttributeError(name)
+        import shutil
+
+        # As HelpFormatter works them out when it is given no width.
+        self._width = shutil.get_terminal_size().columns - 2
+        self._max_help_position = min(self._max_help_position_asked, max(self._width - 20, self._indent_increment * 2))
+        return getattr(self, name)
+
+
+class _RawDescriptionFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, formatter_class: type = _Formatter, **kwargs) -> None:
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
     def error(self, message: str) -> None:  # one line, exit 2, no usage dump
         sys.stderr.write(f"codexdash: {message} (try: {self.prog} --help)\n")
         raise SystemExit(2)
@@ -77,10 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codex", help="Codex command, split like a shell (env CODEXDASH_CODEX)")
     p.add_argument("--host", metavar="NAME", help="run the command on that box, reached by ssh as NAME (local: this one)")
     p.add_argument("--protocol", type=int, help=argparse.SUPPRESS)  # set by the codexdash that drives this one
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    # prog given: argparse would format the usage of the positional arguments before the command
+    # (none), which asks the terminal's width, to find this name.
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, prog=p.prog)
 
     s = sub.add_parser("start", help="start a Codex job, detached", usage="%(prog)s [options] PROMPT [-- EXTRA ...]",
-                       epilog=START_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=START_EPILOG, formatter_class=_RawDescriptionFormatter)
     s.add_argument("prompt", help="the prompt ('-' reads it from stdin)")
     s.add_argument("--cwd", default=None, help="working directory (default: here)")
     s.add_argument("--name", help="what to call the job in tables (default: a title from the prompt's first line)")
@@ -161,13 +192,24 @@ def _split_extra(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 class Context:
-    """Settings and the engine, opened only by the commands that need them."""
+    """Settings and the engine, made only for the commands that need them: every command checks
+    its settings, but `logs FILE` uses none, and Settings is a dataclass, slow to import."""
 
-    def __init__(self, settings: Settings, host: str | None = None) -> None:
-        self.settings = settings
+    def __init__(self, values: dict[str, object], host: str | None = None) -> None:
+        self._values = values  # config_values.read_settings: checked already
+        self._settings = None
         self.host = host
         self._engine = None
         self._box = None
+
+    @property
+    def settings(self):
+        """The settings (config.Settings)."""
+        if self._settings is None:
+            from codexdash.config import Settings
+
+            self._settings = Settings(**self._values)
+        return self._settings
 
     @property
     def remote(self) -> bool:
@@ -191,6 +233,41 @@ class Context:
 
             self._engine = JobEngine(self.settings, open_store(self.settings.db_path))
         return self._engine
+
+
+def run() -> None:
+    """The `codexdash` command (and `python -m codexdash`): main(), then the end of the process.
+
+    A command that only read and printed, and says so (`_leaves_nothing_open`), ends the process
+    at once, its output flushed: what the interpreter's exit would still do is free every object
+    and module one by one (several milliseconds of a `list`), with nothing of the command's to
+    close. Unless something else waits for that exit: a thread, an exit handler (coverage's), a
+    tracer or a profiler (cProfile writes its figures once the program returns)."""
+    code = main()
+    if _nothing_open and _nothing_waits_for_the_exit():
+        sys.stderr.flush()  # stdout is flushed by main()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _nothing_waits_for_the_exit() -> bool:
+    import atexit
+    import threading
+
+    handlers = getattr(atexit, "_ncallbacks", None)  # CPython's count; where it is missing, assume some
+    return (handlers is not None and handlers() == 0 and threading.active_count() == 1
+            and sys.gettrace() is None and sys.getprofile() is None)
+
+
+# Set by a command that opened nothing that needs closing at exit (no store, no files being
+# written, no thread, no exit handler): `list` read from the store's file, `logs` of a file
+# read once. run() ends such a process without the interpreter's teardown.
+_nothing_open = False
+
+
+def _leaves_nothing_open() -> None:
+    global _nothing_open
+    _nothing_open = True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,7 +297,7 @@ def _main(argv: list[str] | None) -> int:
             from codexdash.protocol import accept
 
             accept(args.protocol)
-        ctx = Context(load_settings(db=args.db, codex_home=args.codex_home, codex=args.codex), host=args.host)
+        ctx = Context(read_settings(db=args.db, codex_home=args.codex_home, codex=args.codex), host=args.host)
         if args.command is None:
             return _dashboard(ctx)
         if ctx.remote:
@@ -361,9 +438,12 @@ def cmd_list(args, ctx: Context) -> int:
             text = quick_listing_text(ctx.settings, all_history=args.all, external=not args.no_external)
             if text is not None:
                 print(text)
+                _leaves_nothing_open()
                 return 0
         else:
             rows = quick_listing(ctx.settings, all_history=args.all, external=not args.no_external)
+            if rows is not None:
+                _leaves_nothing_open()  # its connection is closed: what follows only prints
     if rows is None:
         rows = ctx.box.jobs(all_history=args.all, external=not args.no_external)
     if args.json:
@@ -492,11 +572,34 @@ def _style(line, color: bool) -> str:
 
 
 def cmd_logs(args, ctx: Context) -> int:
-    """A session as it is written, here or on another box: one follower (boxes.LocalFollower)
-    reads, this prints."""
-    from codexdash.cli_boxes import logs_over_box
+    """A session as it is written, here or on another box: one follower reads (a LocalFollower
+    here, the box's own there), this prints rendered lines (JSON lines with --json, which is what
+    another codexdash reads), ending when the job does."""
+    from codexdash.local_follow import FollowEnd, LocalFollower
 
-    return logs_over_box(args, ctx)
+    color = not args.json and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    out = sys.stdout
+    if not ctx.remote and os.path.isfile(os.path.expanduser(args.target)):
+        # A session file here: read as it is, with no store to open (nor its ORM, nor the box
+        # interface, to load).
+        follower = LocalFollower(None, args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+        if not args.follow:
+            _leaves_nothing_open()  # the file is read once, and closed, before the loop ends
+    else:
+        follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
+    try:
+        for item in follower:
+            if isinstance(item, FollowEnd):
+                if args.json:
+                    out.write(json.dumps({"end": {"status": item.status}}) + "\n")
+                break
+            out.write((json.dumps({"style": item.style, "text": item.text}) if args.json else _style(item, color)) + "\n")
+            if args.follow:
+                out.flush()
+    finally:
+        follower.close()
+    out.flush()
+    return 0
 
 
 # Characters JSON leaves as they are but a terminal may act on: DEL, C1 controls, bidi overrides,

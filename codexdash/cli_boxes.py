@@ -1,6 +1,6 @@
 """The command line over boxes: `--host NAME`, `list --all-hosts`, `hosts`, `version`, and the
-JSON forms of `logs`, `kill` and `list --watch` that one codexdash reads from another
-(protocol.py).
+JSON forms of `kill` and `list --watch` that one codexdash reads from another (protocol.py;
+`logs --json` is in cli.py, with `logs`).
 
 Every command here talks to a `boxes.Box` and prints what it answers, so it reads the same for
 this box and for one reached by ssh.
@@ -18,16 +18,14 @@ from codexdash.boxes import (
     LOCAL,
     Answer,
     Box,
-    FollowEnd,
     LocalBox,
-    LocalFollower,
     ProtocolMismatch,
     Snapshot,
     StartSpec,
     Unreachable,
     ask_all,
 )
-from codexdash.cli import Context, _out, _style, print_checks, print_jobs
+from codexdash.cli import Context, _out, print_checks, print_jobs
 from codexdash.errors import BadInput, Refused
 from codexdash.render import sanitize
 from codexdash.records import JobStatus
@@ -132,34 +130,6 @@ def kill_on_box(args, ctx: Context) -> int:
         raise Refused(f"{box.name}: {result['error']}")
     print(f"job {job['id']} on {box.name}: {job['status']} after {result['seconds']:.2f} s ({', '.join(result['sent'])})")
     return 0 if result["stopped"] else 1
-
-
-# ---- following a session -----------------------------------------------------------------------
-
-
-def logs_over_box(args, ctx: Context) -> int:
-    """`logs` through the box interface: rendered lines (JSON lines with --json, which is what
-    another codexdash reads), ending when the job does."""
-    color = not args.json and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    out = sys.stdout
-    if not ctx.remote and os.path.isfile(os.path.expanduser(args.target)):
-        # A session file here: read as it is, with no store to open (nor its ORM to load).
-        follower = LocalFollower(None, args.target, raw=args.raw, tail=args.tail, follow=args.follow)
-    else:
-        follower = ctx.box.follow(args.target, raw=args.raw, tail=args.tail, follow=args.follow)
-    try:
-        for item in follower:
-            if isinstance(item, FollowEnd):
-                if args.json:
-                    out.write(json.dumps({"end": {"status": item.status}}) + "\n")
-                break
-            out.write((json.dumps({"style": item.style, "text": item.text}) if args.json else _style(item, color)) + "\n")
-            if args.follow:
-                out.flush()
-    finally:
-        follower.close()
-    out.flush()
-    return 0
 
 
 # ---- watching the jobs -------------------------------------------------------------------------

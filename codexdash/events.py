@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+
+from codexdash.plain import Fields, FrozenFields
 
 # Outputs are kept to their end: that is where errors and exit codes are.
 MAX_OUTPUT_CHARS = 16_384
@@ -56,19 +57,31 @@ class CommandStatus:
     ABORTED = "aborted"  # stopped before it finished (ctrl+c, SIGINT, the turn ending)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    kind: str
-    text: str = ""
-    timestamp: str | None = None
-    exit_code: int | None = None
-    tokens: int | None = None
-    outcome: str | None = None
-    data: dict = field(default_factory=dict)
-    # COMMAND_RESULT: a CommandStatus. TOKENS events carry their detail in `data`: `usage` (this
-    # response or the last one) and `total_usage` (the running total), each with the fields of
-    # _USAGE_FIELDS that Codex wrote.
-    status: str | None = None
+_NEW_DICT = object()  # `data` not given: a dict of the event's own
+
+
+class Event(FrozenFields):
+    """One thing a session said, as read from its lines; not changed once made."""
+
+    __slots__ = ("kind", "text", "timestamp", "exit_code", "tokens", "outcome", "data", "status")
+    FIELDS = __slots__
+    __match_args__ = __slots__
+
+    # COMMAND_RESULT: `status` is a CommandStatus. TOKENS events carry their detail in `data`:
+    # `usage` (this response or the last one) and `total_usage` (the running total), each with
+    # the fields of _USAGE_FIELDS that Codex wrote.
+    def __init__(self, kind: str, text: str = "", timestamp: str | None = None, exit_code: int | None = None,
+                 tokens: int | None = None, outcome: str | None = None, data: dict = _NEW_DICT,  # type: ignore[assignment]
+                 status: str | None = None) -> None:
+        set_ = object.__setattr__
+        set_(self, "kind", kind)
+        set_(self, "text", text)
+        set_(self, "timestamp", timestamp)
+        set_(self, "exit_code", exit_code)
+        set_(self, "tokens", tokens)
+        set_(self, "outcome", outcome)
+        set_(self, "data", {} if data is _NEW_DICT else data)
+        set_(self, "status", status)
 
 
 def _text_of(content: object) -> str:
@@ -346,22 +359,28 @@ class SessionParser:
         return [Event(Kind.COMMAND_RESULT, _keep_end(text), timestamp=ts, exit_code=code, data={"call_id": call_id}, status=state)]
 
 
-@dataclass
-class SessionSummary:
+class SessionSummary(Fields):
     """What a whole session says about itself, folded from its events in order."""
 
-    session_id: str | None = None
-    cwd: str | None = None
-    cli_version: str | None = None
-    model: str | None = None
-    prompt: str | None = None
-    outcome: str | None = None
-    outcome_text: str | None = None
-    tokens: int | None = None
-    # The running total in detail (input_tokens, cached_input_tokens, output_tokens,
-    # reasoning_output_tokens, total_tokens: those Codex wrote).
-    token_usage: dict | None = None
-    last_timestamp: str | None = None
+    FIELDS = ("session_id", "cwd", "cli_version", "model", "prompt", "outcome", "outcome_text", "tokens",
+              "token_usage", "last_timestamp")
+
+    def __init__(self, session_id: str | None = None, cwd: str | None = None, cli_version: str | None = None,
+                 model: str | None = None, prompt: str | None = None, outcome: str | None = None,
+                 outcome_text: str | None = None, tokens: int | None = None, token_usage: dict | None = None,
+                 last_timestamp: str | None = None) -> None:
+        self.session_id = session_id
+        self.cwd = cwd
+        self.cli_version = cli_version
+        self.model = model
+        self.prompt = prompt
+        self.outcome = outcome
+        self.outcome_text = outcome_text
+        self.tokens = tokens
+        # The running total in detail (input_tokens, cached_input_tokens, output_tokens,
+        # reasoning_output_tokens, total_tokens: those Codex wrote).
+        self.token_usage = token_usage
+        self.last_timestamp = last_timestamp
 
     def add(self, event: Event) -> None:
         if event.timestamp:

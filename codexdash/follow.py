@@ -32,10 +32,10 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from codexdash.events import Event
+from codexdash.plain import Fields
 from codexdash.tail import OpenedSession
 
 FOLLOW_ENV = "CODEXDASH_FOLLOW"  # "watchfiles": never use inotify (a test, or a kernel without it)
@@ -48,16 +48,19 @@ WATCH_QUIET_AFTER = 5.0  # seconds without a change before the watchfiles path s
 WATCH_DEBOUNCE_MS = 50
 
 
-@dataclass
-class Update:
+class Update(Fields):
     """What the followed file gained, or what became of it, since the last update."""
 
-    events: list[Event] = field(default_factory=list)
-    lines: list[bytes] = field(default_factory=list)
-    reset: bool = False  # truncated or replaced: these are read from its start
-    problem: str | None = None  # deleted or unreadable (said once; the follower keeps waiting)
-    moved_to: str | None = None  # where the file went when it moved away
-    ended: bool = False  # the file moved away (or its folder went): nothing more will come
+    FIELDS = ("events", "lines", "reset", "problem", "moved_to", "ended")
+
+    def __init__(self, events: list[Event] | None = None, lines: list[bytes] | None = None, reset: bool = False,
+                 problem: str | None = None, moved_to: str | None = None, ended: bool = False) -> None:
+        self.events = [] if events is None else events
+        self.lines = [] if lines is None else lines
+        self.reset = reset  # truncated or replaced: these are read from its start
+        self.problem = problem  # deleted or unreadable (said once; the follower keeps waiting)
+        self.moved_to = moved_to  # where the file went when it moved away
+        self.ended = ended  # the file moved away (or its folder went): nothing more will come
 
     @property
     def empty(self) -> bool:
@@ -258,12 +261,14 @@ class Follower:
             yield update
 
 
-@dataclass
-class _Changes:
-    content: bool = False  # the followed inode was written or truncated
-    name: bool = False  # the name was created, replaced, deleted or moved
-    moved_away: bool = False  # ... and the last of these was the file moving elsewhere
-    folder_gone: bool = False
+class _Changes(Fields):
+    FIELDS = ("content", "name", "moved_away", "folder_gone")
+
+    def __init__(self) -> None:
+        self.content = False  # the followed inode was written or truncated
+        self.name = False  # the name was created, replaced, deleted or moved
+        self.moved_away = False  # ... and the last of these was the file moving elsewhere
+        self.folder_gone = False
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NamedTuple
+from collections import namedtuple
 
 from codexdash.events import CommandStatus, Event, Kind, Outcome
 
@@ -36,9 +36,9 @@ def sanitize(text: str) -> str:
     return _UNSAFE.sub(_visible, text.replace("\t", "    "))
 
 
-class Line(NamedTuple):
-    style: str  # prompt, agent, command, output, ok, error, dim, notice
-    text: str
+# A line to show: its style (prompt, agent, command, output, ok, error, dim, notice) and text.
+# collections' namedtuple, the class typing.NamedTuple makes, without importing typing.
+Line = namedtuple("Line", ["style", "text"])
 
 
 def _block(prefix: str, style: str, text: str, indent: str = "  ") -> list[Line]:
@@ -100,15 +100,18 @@ def _render_result(event: Event) -> list[Line]:
         head = Line("ok", "  ↳ exit 0")
     else:
         head = Line("error", f"  ↳ exit {event.exit_code}")
-    output = sanitize(event.text.rstrip("\n"))
+    output = event.text.rstrip("\n")
     if not output:
         return [head]
-    lines = output.split("\n")
-    shown = lines[-OUTPUT_LINES_SHOWN:]
+    # Only the lines shown are made safe: sanitize() neither adds nor removes a newline, and an
+    # output is kept up to 16 K characters, of which a dozen lines are shown.
+    shown = output.rsplit("\n", OUTPUT_LINES_SHOWN)
+    earlier = output.count("\n") + 1 - OUTPUT_LINES_SHOWN
     out = [head]
-    if len(lines) > len(shown):
-        out.append(Line("dim", f"    … {len(lines) - len(shown)} earlier lines"))
-    out.extend(Line("output", "    " + line) for line in shown)
+    if earlier > 0:
+        out.append(Line("dim", f"    … {earlier} earlier lines"))
+        del shown[0]
+    out.extend(Line("output", "    " + sanitize(line)) for line in shown)
     return out
 
 

@@ -22,10 +22,10 @@ import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from codexdash.events import Event, Kind, SessionParser, decode_line
+from codexdash.plain import Fields
 
 READ_CHUNK = 1 << 20
 # A longer line is skipped with a notice rather than held in memory without end.
@@ -37,12 +37,15 @@ OVERLAP_EVENTS = 8
 MATCH_BYTES = 4096
 
 
-@dataclass
-class TailChunk:
-    lines: list[bytes] = field(default_factory=list)
-    reset: bool = False  # the file was truncated or replaced: the reader starts over
-    problem: str | None = None  # why nothing could be read (deleted, unreadable)
-    skipped_long_lines: int = 0
+class TailChunk(Fields):
+    FIELDS = ("lines", "reset", "problem", "skipped_long_lines")
+
+    def __init__(self, lines: list[bytes] | None = None, reset: bool = False, problem: str | None = None,
+                 skipped_long_lines: int = 0) -> None:
+        self.lines = [] if lines is None else lines
+        self.reset = reset  # the file was truncated or replaced: the reader starts over
+        self.problem = problem  # why nothing could be read (deleted, unreadable)
+        self.skipped_long_lines = skipped_long_lines
 
 
 COMPRESSED_SUFFIX = ".zst"
@@ -355,23 +358,28 @@ def iter_lines_backward(fd: int, end: int) -> Iterator[bytes]:
         yield b"".join(reversed(pending))
 
 
-@dataclass
-class Appended:
+class Appended(Fields):
     """What a followed session file gained since the last read, parsed."""
 
-    events: list[Event]
-    lines: list[bytes]
-    reset: bool = False  # truncated or replaced: these are read from its start
-    problem: str | None = None
+    FIELDS = ("events", "lines", "reset", "problem")
+
+    def __init__(self, events: list[Event], lines: list[bytes], reset: bool = False, problem: str | None = None) -> None:
+        self.events = events
+        self.lines = lines
+        self.reset = reset  # truncated or replaced: these are read from its start
+        self.problem = problem
 
 
-@dataclass
-class OpenedSession:
-    events: list[Event]
-    lines: list[bytes]  # the raw lines the events were read from, oldest first
-    tail: SessionTail
-    parser: SessionParser
-    truncated: bool  # earlier events exist that were not read
+class OpenedSession(Fields):
+    FIELDS = ("events", "lines", "tail", "parser", "truncated")
+
+    def __init__(self, events: list[Event], lines: list[bytes], tail: SessionTail, parser: SessionParser,
+                 truncated: bool) -> None:
+        self.events = events
+        self.lines = lines  # the raw lines the events were read from, oldest first
+        self.tail = tail
+        self.parser = parser
+        self.truncated = truncated  # earlier events exist that were not read
 
     def read_more(self) -> Appended:
         """The events appended since the last read (every follower of a file goes through here)."""

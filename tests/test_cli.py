@@ -116,6 +116,15 @@ def test_logs_of_a_session_file_and_its_tail(sandbox):
     assert "sleep 2" not in last.stdout
 
 
+def test_logs_of_a_file_it_cannot_read_says_why_and_fails(sandbox):
+    """The process ends at once after `logs FILE` (no interpreter teardown): its error is still
+    written and its status still the command's."""
+    damaged = sandbox.root / "rollout-2026-01-01T00-00-00-0199a213-81c0-7800-8aa1-bbab2a035a53.jsonl.zst"
+    damaged.write_bytes(b"\x28\xb5\x2f\xfd\x00\x00 cut short")
+    one_line_error(sandbox.cli("logs", str(damaged)), 1, "cut short or damaged")
+    one_line_error(sandbox.cli("logs", str(damaged), "--tail", "5"), 1, "cut short or damaged")
+
+
 def test_logs_follow_prints_appended_lines_and_stops_with_the_job(sandbox):
     job = json.loads(sandbox.cli("start", "--json", "STREAM 3").stdout)
     follow = subprocess.run([sys.executable, "-m", "codexdash", "logs", job["id"], "--follow"], env=sandbox.env(),

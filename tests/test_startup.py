@@ -250,3 +250,28 @@ def test_logs_of_a_session_file_opens_no_store_and_loads_no_orm_psutil_or_watchf
     assert eval(loaded) == []  # noqa: S307 - our own print of a list of names
     assert "hi from mock" in eval(shown) and eval(shown) == sandbox.cli("logs", str(path), "--tail", "20").stdout  # noqa: S307
     assert not_a_store.read_bytes().startswith(b"this is not")
+
+
+# What `logs FILE` must not load: each costs a few milliseconds of a command that takes a few dozen
+# (dataclasses brings inspect, ast, dis and tokenize; the box interface typing and subprocess;
+# argparse's terminal width shutil, with zlib, bz2 and lzma).
+NOT_FOR_LOGS_OF_A_FILE = ("dataclasses", "inspect", "typing", "subprocess", "shutil", "codexdash.boxes",
+                          "codexdash.cli_boxes", "codexdash.config")
+
+
+@pytest.mark.parametrize("args", [("--tail", "20"), ("--raw", "--tail", "5"), ("--json",), ()])
+def test_logs_of_a_session_file_loads_no_dataclasses_nor_the_box_interface(sandbox, tmp_path, args):
+    from tests.conftest import SAMPLES
+
+    path = tmp_path / "rollout-2026-01-01T00-00-00-0199a213-81c0-7800-8aa1-bbab2a035a53.jsonl"
+    path.write_bytes((SAMPLES / "completed-tool-call.jsonl").read_bytes())
+    code = ("import sys, io; from codexdash.cli import main; out = sys.stdout; sys.stdout = io.StringIO(); "
+            f"code = main(['logs', {str(path)!r}, *{list(args)!r}]); shown = sys.stdout.getvalue(); sys.stdout = out; "
+            "print(repr(shown)); "
+            f"print(sorted(m for m in {list(NOT_FOR_LOGS_OF_A_FILE)!r} if m in sys.modules)); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=sandbox.env())
+    assert done.returncode == 0, done.stderr
+    shown, loaded = done.stdout.splitlines()
+    assert eval(loaded) == []  # noqa: S307 - our own print of a list of names
+    assert eval(shown) == sandbox.cli("logs", str(path), *args).stdout  # noqa: S307
+    assert "hi from mock" in eval(shown) or "--raw" in args  # noqa: S307
