@@ -115,7 +115,7 @@ class JobList:
                 added = True
             else:
                 if kept.__data__ != data:
-                    kept.__data__.update(data)  # same object: views and the order stay valid
+                    kept = self._renew(kept, data)
                 if kept.status not in JobStatus.LIVE:
                     ended_views.append(kept)  # its view is remade without the figures it had
             if kept.status in JobStatus.LIVE:
@@ -137,6 +137,22 @@ class JobList:
         if rows is not None:
             self._watched = {j.id for j in live}
         return self._order
+
+    def _renew(self, job: Job, data: dict) -> Job:
+        """The job's record as now stored, in a new object in the old one's place. The views a
+        refresh handed to the screen are never changed afterwards (they are read in another
+        thread): a job that ended shows as ended in the table and the status line together."""
+        new = self._jobs[job.id] = job_from_row(data)
+        at = self._position.get(job.id)
+        if at is not None and self._order[at] is job:
+            self._order[at] = new
+            self._views[at] = JobView(new)
+        return new
+
+    def detach(self, i: int) -> Job:
+        """The job at position i of the last load, copied in its place, before it is changed."""
+        job = self._order[i]
+        return self._renew(job, dict(job.__data__))
 
     def _trim(self) -> bool:
         """Forgets the finished jobs that have left the recent window, as a fresh look would not
@@ -469,6 +485,9 @@ class JobEngine(Starting, SessionFiles):
             if self._still_running(job):
                 pid = job.pid
             else:
+                if every_job:  # settled on a copy: the views shown keep the record they were made with
+                    job = listed.detach(i)
+                    view = views[i] = JobView(job)
                 proc = self.reconcile(job)
                 pid = proc.pid if proc is not None else None
             if pid is not None:

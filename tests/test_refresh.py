@@ -181,6 +181,23 @@ def test_job_list_hands_out_a_finished_jobs_view_again(sandbox):
     assert listed.views()[0] is first[0] and listed.live == []
 
 
+def test_the_views_a_refresh_handed_out_are_never_changed_afterwards(sandbox):
+    """The screen reads the views of the last refresh while the next one runs in another thread:
+    a job that ends (recorded by another process, or settled by this one) is a new record."""
+    ended_elsewhere = sandbox.start("please SLEEP 60")
+    settled_here = sandbox.start("please SLEEP 60")
+    engine = sandbox.engine
+    shown = {v.job.id: v for v in engine.refresh()}
+    assert shown[ended_elsewhere.id].job.status == shown[settled_here.id].job.status == JobStatus.RUNNING
+    Job.update(status=JobStatus.COMPLETED, ended_at=time.time()).where(Job.id == ended_elsewhere.id).execute()
+    os.kill(settled_here.pid, signal.SIGKILL)
+    wait_for(lambda: {v.job.id: v.job.status for v in engine.refresh()}[settled_here.id] != JobStatus.RUNNING,
+             message="the killed job settled")
+    now_shown = {v.job.id: v.job.status for v in engine.refresh()}
+    assert now_shown[ended_elsewhere.id] == JobStatus.COMPLETED
+    assert shown[ended_elsewhere.id].job.status == shown[settled_here.id].job.status == JobStatus.RUNNING
+
+
 def test_list_json_from_rows_is_job_json_of_the_records(sandbox):
     now = time.time()
     with sandbox.engine.store.write():
