@@ -58,7 +58,7 @@ class ExternalSession:
             "model": self.model, "created_at": iso(self.created_at), "ended_at": iso(self.ended_at),
             "exit_code": None, "session_id": self.session_id, "session_file": self.session_file,
             "tokens": self.tokens, "tokens_detail": self.tokens_detail, "cpu_percent": None, "rss_bytes": None, "error": self.error,
-            "parent_id": None, "retry_of": None, "external": True,
+            "parent_id": None, "retry_of": None, "external": True, "last_activity": None,
         }
 
 

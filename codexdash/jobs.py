@@ -231,13 +231,14 @@ class JobView:
         return self.tokens if self.tokens is not None else self.job.tokens
 
     def as_json(self) -> dict:
-        return job_json(self.job.__data__, self.stats, self.tokens, self.tokens_detail)
+        return job_json(self.job.__data__, self.stats, self.tokens, self.tokens_detail,
+                        self.last_activity if self.job.is_live else None)
 
 
 def job_json(data: dict, stats: ProcessStats | None = None, tokens: int | None = None,
-             tokens_detail: dict | None = None) -> dict:
+             tokens_detail: dict | None = None, last_activity: float | None = None) -> dict:
     """A job as JSON, with the stable keys scripts rely on, from its stored fields."""
-    return row_json(tuple(data.get(f) for f in JSON_FIELDS), stats, tokens, tokens_detail)
+    return row_json(tuple(data.get(f) for f in JSON_FIELDS), stats, tokens, tokens_detail, last_activity)
 
 
 MAX_CANDIDATES = 10  # jobs listed when a reference is ambiguous

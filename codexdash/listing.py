@@ -75,10 +75,12 @@ def _json_or_none(text: str | None):
     return json.loads(text) if text else None
 
 
-def row_json(row: tuple, stats=None, tokens: int | None = None, tokens_detail: dict | None = None) -> dict:
+def row_json(row: tuple, stats=None, tokens: int | None = None, tokens_detail: dict | None = None,
+             last_activity: float | None = None) -> dict:
     """A job as JSON, with the stable keys scripts rely on, from its JSON_FIELDS as stored (a
     row straight from the store: no model object and no dict between), and, for a live job,
-    its process figures (procs.ProcessStats) and what its session file says of tokens."""
+    its process figures (procs.ProcessStats), what its session file says of tokens and when
+    that file last changed (`last_activity`: what the dashboard's Idle counts from)."""
     (job_id, name, pid, status, cwd, prompt, model, created_at, ended_at, exit_code, session_id, session_file,
      stored_tokens, stored_detail, error, parent_id, retry_of, worktree) = row
     return {
@@ -104,6 +106,7 @@ def row_json(row: tuple, stats=None, tokens: int | None = None, tokens_detail: d
         "external": False,
         "worktree": worktree,
         "host": "local",  # the box the job runs on; another box's jobs are renamed by who reached it
+        "last_activity": iso_time(last_activity),
     }
 
 
@@ -129,7 +132,8 @@ def row_text(row: tuple) -> str:
                 f'"cpu_percent": null, "rss_bytes": null, "error": {"null" if error is None else _str(error)}, '
                 f'"parent_id": {"null" if parent_id is None else _str(parent_id)}, '
                 f'"retry_of": {"null" if retry_of is None else _str(retry_of)}, "external": false, '
-                f'"worktree": {"null" if worktree is None else _str(worktree)}, "host": "local"}}')
+                f'"worktree": {"null" if worktree is None else _str(worktree)}, "host": "local", '
+                f'"last_activity": null}}')
     except TypeError:
         return json.dumps(row_json(row), ensure_ascii=False)
 
@@ -203,10 +207,10 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
                     prefix = prefixes[home] = str(sessions_dir(Path(home) if home else settings.codex_home)).rstrip("/") + "/"
                 if any(p.startswith(prefix) and p.endswith(".jsonl") for p in open_paths(poller.tree_pids(pid))):
                     return None
-                tokens = detail = None
+                tokens = detail = active = None
             else:
-                tokens, detail = _session_tokens(session_file)
-            live[row[0]] = row_json(row[:-2], poller.sample(pid, start), tokens, detail)
+                tokens, detail, active = _session_tokens(session_file)
+            live[row[0]] = row_json(row[:-2], poller.sample(pid, start), tokens, detail, active)
         poller.close()
     query = f"SELECT {_COLUMNS} FROM job"
     args: tuple = ()
@@ -230,16 +234,17 @@ def _listing(db: sqlite3.Connection, settings, all_history: bool, external: bool
     return listed
 
 
-def _session_tokens(path: str) -> tuple[int | None, dict | None]:
-    """Tokens so far, as the engine reads them for a live job (its file's last events)."""
+def _session_tokens(path: str) -> tuple[int | None, dict | None, float | None]:
+    """Tokens so far, as the engine reads them for a live job (its file's last events), and
+    when the file last changed."""
     from codexdash.events import SessionSummary
     from codexdash.tail import open_session
 
     summary = SessionSummary()
     try:
-        os.stat(path)
+        changed = os.stat(path).st_mtime
         for event in open_session(path, last=50).events:
             summary.add(event)
     except OSError:
-        return None, None
-    return summary.tokens, summary.token_usage
+        return None, None, None
+    return summary.tokens, summary.token_usage, changed

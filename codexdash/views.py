@@ -39,8 +39,10 @@ class RemoteView(JobView):
     __slots__ = ("seen_at", "stale")
 
     def __init__(self, job: Job, host: str, seen_at: float, stats: ProcessStats | None = None,
-                 tokens: int | None = None, tokens_detail: dict | None = None) -> None:
-        super().__init__(job, stats=stats, tokens=tokens, tokens_detail=tokens_detail, host=host)
+                 tokens: int | None = None, tokens_detail: dict | None = None,
+                 last_activity: float | None = None) -> None:
+        super().__init__(job, stats=stats, tokens=tokens, tokens_detail=tokens_detail, host=host,
+                         last_activity=last_activity)
         self.seen_at = seen_at  # when the box said this (wall time, this box's clock)
         self.stale: str | None = None
 
@@ -101,7 +103,9 @@ def remote_view(data: dict, host: str, seen_at: float | None = None) -> RemoteVi
                              read_at=seen_at)
     detail = data.get("tokens_detail") if isinstance(data.get("tokens_detail"), dict) else None
     cls = RemoteExternalView if external else RemoteView
-    return cls(job, host, seen_at, stats=stats, tokens=tokens, tokens_detail=detail)
+    # When its session file last changed, by that box's clock (its Idle; older boxes do not say).
+    active = _when(data.get("last_activity")) if job.is_live else None
+    return cls(job, host, seen_at, stats=stats, tokens=tokens, tokens_detail=detail, last_activity=active)
 
 
 def remote_views(jobs, host: str, seen_at: float | None = None) -> list[RemoteView]:

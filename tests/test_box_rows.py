@@ -6,12 +6,16 @@ too old to watch asked at each look."""
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from codexdash.changes import ChangedFile, Changes
 from codexdash.ui.box_polls import BACKOFF_MAX, backoff
-from codexdash.ui.columns import BY_KEY, Row
+from codexdash.ui.columns import BY_KEY, STALL_SECONDS, Row
 from codexdash.ui.status_line import Facts, status_text
 from codexdash.views import RemoteExternalView, RemoteView, remote_view
+from tests.conftest import wait_for
 from tests.ui_support import until
 
 
@@ -145,3 +149,24 @@ def test_the_host_column_is_offered_once_when_boxes_are_configured(tmp_path):
     again = saved_state.load(path)
     again.offer_host_column()
     assert "host" not in again.columns
+
+
+def test_a_live_job_on_another_box_has_its_idle_and_is_told_stalled(sandbox):
+    job = sandbox.start("please SLEEP 30")
+    path = wait_for(lambda: next(v.job.session_file for v in sandbox.engine.refresh() if v.job.id == job.id),
+                    message="the job's session file")
+
+    def told():  # the job's JSON both ways, while its file did not change meanwhile
+        changed = os.stat(path).st_mtime
+        by_cli = next(r for r in json.loads(sandbox.cli("list", "--json").stdout) if r["id"] == job.id)
+        by_engine = next(v.as_json() for v in sandbox.engine.refresh() if v.job.id == job.id)
+        return (changed, by_cli, by_engine) if os.stat(path).st_mtime == changed else None
+
+    changed, by_cli, by_engine = wait_for(told, message="the job's file to keep still")
+    for data in (by_cli, by_engine):  # what a box's `list --json` and its watch say
+        v = remote_view(data, "box1")
+        assert v.last_activity == pytest.approx(changed, abs=0.001)
+        assert BY_KEY["idle"].cell(Row(v, now=changed + 42), 6).plain == "42s"
+        assert Row(v, now=changed + STALL_SECONDS + 1).stalled
+    finished = remote_view({**by_cli, "status": "completed"}, "box1")
+    assert finished.last_activity is None and BY_KEY["idle"].cell(Row(finished, now=changed), 6).plain == "-"

@@ -15,7 +15,7 @@ from codexdash.store import Job
 from tests.conftest import SAMPLES, wait_for
 
 JSON_KEYS = {"id", "pid", "status", "cwd", "prompt", "model", "created_at", "ended_at", "exit_code", "session_id",
-             "session_file", "tokens", "cpu_percent", "rss_bytes", "error", "parent_id", "retry_of", "external", "tokens_detail", "name", "worktree", "host"}
+             "session_file", "tokens", "cpu_percent", "rss_bytes", "error", "parent_id", "retry_of", "external", "tokens_detail", "name", "worktree", "host", "last_activity"}
 
 
 def one_line_error(result, code: int, text: str) -> None:
