@@ -8,7 +8,6 @@ good part of its time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from codexdash.config_values import (  # noqa: F401 - the names codexdash and it
     seconds,
     split_command,
 )
-from codexdash.config_values import _warn_on_stderr
 
 
 @dataclass(frozen=True)
@@ -58,16 +56,9 @@ class Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def load_settings(
-    env: Mapping[str, str] | None = None,
-    config_path: Path | None = None,
-    *,
-    db: str | None = None,
-    codex_home: str | None = None,
-    codex: str | None = None,
-    warn: Callable[[str], None] = _warn_on_stderr,
-) -> Settings:
-    """Settings from the config file, the environment, then the flags given (None: not given).
+def load_settings(*args, **kwargs) -> Settings:
+    """Settings from the config file, the environment, then the flags given, as
+    `config_values.read_settings` reads and checks them (the same arguments).
 
     Raises BadInput naming the first bad setting; an unknown key in the file is a warning."""
-    return Settings(**read_settings(env, config_path, db=db, codex_home=codex_home, codex=codex, warn=warn))
+    return Settings(**read_settings(*args, **kwargs))
