@@ -19,6 +19,11 @@ RECORDS = 10_000
 ALIVE = 500
 
 
+# Whole-process runs of `list --json`, their median taken: on a shared 2-core box three runs
+# moved the figure by ±50 ms.
+LIST_RUNS = 15
+
+
 def populate(box) -> list[subprocess.Popen]:
     """500 live processes carrying their markers (plain `sleep`: the poll is what is measured),
     and 9,500 finished records."""
@@ -76,7 +81,7 @@ def run() -> list[Figure]:
         table = statistics.median(c["table_ms"] for c in steady)
         first = cycles[0]["poll_store_ms"] + cycles[0]["table_ms"]
         lists = []
-        for _ in range(3):
+        for _ in range(LIST_RUNS):
             t = time.perf_counter()
             out = subprocess.run([sys.executable, "-m", "codexdash", "list", "--json"], env=env_for(box),
                                  capture_output=True, check=True)
