@@ -476,3 +476,23 @@ async def test_a_poll_that_ends_while_the_dashboard_closes_draws_nothing(sandbox
         app.pane.log_view.find("hi")  # a search open: showing another job searches it anew
     app.pane.job_id = None  # as if another job were selected when the answer came
     app.on_jobs_refreshed(JobsRefreshed(views))  # no exception: the screen is gone, nothing is drawn
+
+
+async def test_toasts_that_went_leave_nothing_they_drew_behind(app):
+    """Each job's end is a toast: gone after a few seconds, it must take what it drew with it
+    (Textual's cache of background colours held each removed widget's lines, up to 1,024)."""
+    import gc
+    import weakref
+
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        for i in range(3):
+            app.notify(f"job {i} completed", timeout=0.5)
+        await until(pilot, lambda: len(app.screen.query(Toast)) == 3 and all(
+            t._styles_cache._cache for t in app.screen.query(Toast)), message="three toasts drawn")
+        drawn = [weakref.ref(t._styles_cache) for t in app.screen.query(Toast)]
+        await until(pilot, lambda: not app.screen.query(Toast), message="the toasts gone")
+        # The hidden rack keeps its last toasts until it is shown again: a later toast, as the
+        # next job's end. Removing widgets takes a few steps: each look after a collection.
+        app.notify("job 3 completed", timeout=0.5)
+        await until(pilot, lambda: gc.collect() >= 0 and all(ref() is None for ref in drawn),
+                    timeout=10, message="what the gone toasts drew to be freed")

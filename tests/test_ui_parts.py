@@ -160,3 +160,18 @@ def test_threads_together_keeps_blocks_where_their_first_row_is():
     assert ids[:5] == ["a", "a1", "a2", "b", "o"] and sorted(ids[5:]) == ["l1", "l2"]
     plain = [b, a]
     assert together(plain) == plain
+
+
+def test_the_colours_cache_gives_what_textual_gave_whichever_widget_asks():
+    from textual._styles_cache import StylesCache
+    from textual.color import Color
+
+    from codexdash.ui.textual_fixes import keep_no_removed_widgets
+
+    keep_no_removed_widgets()
+    keep_no_removed_widgets()  # once is enough: a second app changes nothing
+    fixed = StylesCache.get_inner_outer
+    assert not hasattr(fixed, "cache_clear")  # no cache keyed by the asking widget
+    base, background = Color(10, 20, 30), Color(200, 100, 50, 0.5)
+    for asking in (StylesCache(), StylesCache()):
+        assert asking.get_inner_outer(base, background) == fixed.__wrapped__(None, base, background)
