@@ -175,3 +175,24 @@ def test_the_colours_cache_gives_what_textual_gave_whichever_widget_asks():
     base, background = Color(10, 20, 30), Color(200, 100, 50, 0.5)
     for asking in (StylesCache(), StylesCache()):
         assert asking.get_inner_outer(base, background) == fixed.__wrapped__(None, base, background)
+
+
+def test_attention_tells_each_end_once_and_keeps_nothing_per_job_ended():
+    import time
+
+    from codexdash.jobs import JobView
+    from codexdash.store import Job, JobStatus
+    from codexdash.ui.attention import ENDED, Attention
+
+    at = time.time()
+    jobs = [Job(id=f"job{i:07d}", status=JobStatus.RUNNING, prompt="x", cwd="/", created_at=at, started_at=at)
+            for i in range(50)]
+    attention = Attention([], None, 600)
+    assert attention.update([JobView(j) for j in jobs], set()) == []
+    for job in jobs:
+        job.status, job.ended_at = JobStatus.COMPLETED, at + 1
+    told = attention.update([JobView(j) for j in jobs], set())
+    assert [(what, v.job.id) for what, v in told] == [(ENDED, j.id) for j in jobs]
+    assert attention.update([JobView(j) for j in jobs], set()) == []  # told once
+    assert attention.status == {}  # nothing kept of them but the unseen marks
+    assert attention.unseen == {j.id for j in jobs}
