@@ -118,6 +118,21 @@ def test_past_the_budget_every_tree_is_read_in_turns_within_stride_refreshes(chi
     assert set(fresh_within) == set(starts) and max(fresh_within.values()) <= poller.stride
 
 
+def test_objects_kept_for_processes_go_with_the_processes(children):
+    looked_at = [children() for _ in range(4)]
+    kept = [procs.process_if_same(p.pid, read_stat(p.pid, boot_time()).start) for p in looked_at]
+    assert all(kept) and all(procs._known[p.pid] is k for p, k in zip(looked_at, kept))
+    *gone, staying = looked_at
+    for p in gone:
+        p.kill()
+        p.wait(timeout=10)
+    poller = ProcessPoller()
+    poller.begin_cycle(fresh=True)  # a pass over /proc
+    poller.prune()
+    assert not any(p.pid in procs._known for p in gone)
+    assert procs._known[staying.pid] is kept[-1]
+
+
 def test_a_refresh_reads_the_store_only_after_a_commit(sandbox, monkeypatch):
     job = sandbox.start("please SLEEP 30")
     engine = sandbox.engine
