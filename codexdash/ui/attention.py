@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from codexdash.jobs import JobView
 from codexdash.store import JobStatus
-from codexdash.ui.columns import Row
+from codexdash.ui.columns import idle_for, is_stalled
 from codexdash.ui.styles import FAILURES
 
 ENDED, STALLED = "ended", "stalled"
@@ -48,7 +48,7 @@ class Attention:
             elif first and status in JobStatus.FINISHED and self._ended_while_away(v):
                 self.unseen.add(jid)
             self._note(jid, status)
-            if Row(v, now, self.stall_after).stalled:
+            if is_stalled(v, idle_for(v, now), self.stall_after):
                 if jid not in self.stalled and not first:  # already stalled when we opened: no alarm
                     news.append((STALLED, v))
                 self.stalled.add(jid)
