@@ -158,6 +158,18 @@ def test_a_refresh_reads_the_store_only_after_a_commit(sandbox, monkeypatch):
     assert [v.job.id for v in engine.refresh()] == [second.id, job.id]
 
 
+
+def test_the_job_list_holds_a_text_repeated_from_job_to_job_once(sandbox):
+    from tests.ui_support import add_fixed_jobs
+
+    add_fixed_jobs(sandbox.engine.store)
+    jobs = [v.job for v in sandbox.engine.refresh()]
+    api = [j for j in jobs if j.cwd == "/home/operator/api"]
+    completed = [j for j in jobs if j.status == JobStatus.COMPLETED]
+    assert len(api) == 2 and api[0].cwd is api[1].cwd
+    assert len(completed) == 2 and completed[0].status is completed[1].status
+    assert len({id(j.model) for j in jobs}) == 1 and jobs[0].model == "mock-model"
+
 def test_job_list_hands_out_a_finished_jobs_view_again(sandbox):
     done = sandbox.start("ECHO fine")
     wait_for(lambda: sandbox.engine.refresh([done]) and not done.is_live, message="the job to end")
