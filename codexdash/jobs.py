@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,6 +179,12 @@ class JobList:
         self._views = views
 
 
+# Columns whose texts repeat from job to job (a state, the folders, the model): each text is
+# held once (interned: it goes with the last job holding it) however many jobs a dashboard
+# keeps, 0.2-0.3 KB a job less.
+SHARED_TEXTS = frozenset({"status", "cwd", "codex_home", "model", "sandbox", "extra_args", "worktree"})
+
+
 def job_rows(store: Store, query) -> Iterator[dict]:
     """The query's jobs as plain dicts of their fields (as a model's `__data__`), straight from
     the cursor: the stored values are numbers and text already; only booleans are converted."""
@@ -185,12 +192,15 @@ def job_rows(store: Store, query) -> Iterator[dict]:
     columns = Job._meta.columns
     names = [columns[d[0]].name for d in cursor.description]
     booleans = [i for i, d in enumerate(cursor.description) if isinstance(columns[d[0]], BooleanField)]
+    shared = [i for i, name in enumerate(names) if name in SHARED_TEXTS]
     for values in cursor:
-        if booleans:
-            values = list(values)
-            for i in booleans:
-                if values[i] is not None:
-                    values[i] = bool(values[i])
+        values = list(values)
+        for i in booleans:
+            if values[i] is not None:
+                values[i] = bool(values[i])
+        for i in shared:
+            if type(values[i]) is str:
+                values[i] = sys.intern(values[i])
         yield dict(zip(names, values))
 
 

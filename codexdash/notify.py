@@ -50,6 +50,7 @@ SENT = "notify_sent"  # ... claimed by the runner that runs its hook
 REDELIVER_AFTER = 5.0  # seconds a due event is left to the process that won it
 DELIVER_WITHIN = 24 * 3600.0  # a due event older than this is news no more: left undelivered
 LOOK_EVERY = 5.0  # how often a long-lived engine looks for events left due
+RELAUNCH_AFTER = 60.0  # an event this engine launched is launched again only this much later
 # What is kept of a failing hook's stderr in the job's history.
 STDERR_KEEP = 2000
 
@@ -102,9 +103,13 @@ def deliver_due(engine, older_than: float = REDELIVER_AFTER) -> float | None:
     from codexdash.jobs import job_json  # imported here: the engine imports this module too
 
     at = now()
+    launched = engine.due_launched
+    for due_id, when in list(launched.items()):  # holding back nothing now: a day of jobs must not pile up here
+        if at - when >= RELAUNCH_AFTER:
+            launched.pop(due_id, None)
     later = None
     for due in JobEvent.select().where((JobEvent.kind == DUE) & (JobEvent.at >= at - DELIVER_WITHIN)):
-        if at - engine.due_launched.get(due.id, -math.inf) < 60:
+        if at - launched.get(due.id, -math.inf) < RELAUNCH_AFTER:
             continue
         if due.at > at - older_than:
             later = min(later or math.inf, due.at + older_than)
@@ -112,7 +117,7 @@ def deliver_due(engine, older_than: float = REDELIVER_AFTER) -> float | None:
         job = Job.get_or_none(Job.id == due.job_id)
         if job is None:
             continue
-        engine.due_launched[due.id] = at
+        launched[due.id] = at
         launch(settings, store, job_json(job.__data__), due.detail_data.get("event", FINISHED), due=due.id)
     return later
 

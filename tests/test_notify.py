@@ -284,6 +284,19 @@ def test_a_hook_launched_by_its_winner_is_not_launched_again_by_later_looks(sand
     assert len(events(out, job.id)) == 1 and kinds(job.id).count(notify.SENT) == 1
 
 
+
+def test_an_engine_forgets_the_events_it_launched_once_they_hold_back_nothing(sandbox, hook, monkeypatch):
+    command, _out = hook
+    engine = JobEngine(replace(sandbox.settings, notify_command=tuple(shlex.split(command))), sandbox.engine.store)
+    jobs = [sandbox.start(f"ECHO done {i}") for i in range(3)]
+    wait_for(lambda: not any(v.job.is_live for v in engine.refresh(jobs)), message="the jobs to end, here")
+    assert len(engine.due_launched) == 3  # each end's event, launched by this engine
+    wait_for(lambda: all(history(j.id, "notify") for j in jobs), message="the hooks' runs in the history")
+    later = time.time() + notify.RELAUNCH_AFTER + 1
+    monkeypatch.setattr(notify, "now", lambda: later)
+    assert notify.deliver_due(engine) is None
+    assert engine.due_launched == {}  # a dashboard open for days keeps none per job ended
+
 # ---- a hook that fails or hangs -----------------------------------------------------------------
 
 

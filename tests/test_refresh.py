@@ -145,6 +145,21 @@ def test_between_full_passes_a_look_reads_only_new_processes_and_the_orphans_of_
     assert parents.look(boot_time())[2] and orphan.pid in reads
 
 
+def test_objects_kept_for_processes_go_with_the_processes(children):
+    looked_at = [children() for _ in range(4)]
+    kept = [procs.process_if_same(p.pid, read_stat(p.pid, boot_time()).start) for p in looked_at]
+    assert all(kept) and all(procs._known[p.pid] is k for p, k in zip(looked_at, kept))
+    *gone, staying = looked_at
+    for p in gone:
+        p.kill()
+        p.wait(timeout=10)
+    poller = ProcessPoller()
+    poller.begin_cycle(fresh=True)  # a pass over /proc
+    poller.prune()
+    assert not any(p.pid in procs._known for p in gone)
+    assert procs._known[staying.pid] is kept[-1]
+
+
 def test_a_refresh_reads_the_store_only_after_a_commit(sandbox, monkeypatch):
     job = sandbox.start("please SLEEP 30")
     engine = sandbox.engine
@@ -169,6 +184,18 @@ def test_a_refresh_reads_the_store_only_after_a_commit(sandbox, monkeypatch):
     second = sandbox.start("please SLEEP 30")
     assert [v.job.id for v in engine.refresh()] == [second.id, job.id]
 
+
+
+def test_the_job_list_holds_a_text_repeated_from_job_to_job_once(sandbox):
+    from tests.ui_support import add_fixed_jobs
+
+    add_fixed_jobs(sandbox.engine.store)
+    jobs = [v.job for v in sandbox.engine.refresh()]
+    api = [j for j in jobs if j.cwd == "/home/operator/api"]
+    completed = [j for j in jobs if j.status == JobStatus.COMPLETED]
+    assert len(api) == 2 and api[0].cwd is api[1].cwd
+    assert len(completed) == 2 and completed[0].status is completed[1].status
+    assert len({id(j.model) for j in jobs}) == 1 and jobs[0].model == "mock-model"
 
 def test_job_list_hands_out_a_finished_jobs_view_again(sandbox):
     done = sandbox.start("ECHO fine")

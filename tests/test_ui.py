@@ -490,3 +490,23 @@ async def test_an_empty_dashboard_refreshes_without_building_its_footer_again(sa
         # Each refresh showed "no job" in the pane; opening it again reset its search, which
         # had the footer composed anew every second.
         assert list(app.footer.query(FooterKey)) == keys
+
+
+async def test_toasts_that_went_leave_nothing_they_drew_behind(app):
+    """Each job's end is a toast: gone after a few seconds, it must take what it drew with it
+    (Textual's cache of background colours held each removed widget's lines, up to 1,024)."""
+    import gc
+    import weakref
+
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        for i in range(3):
+            app.notify(f"job {i} completed", timeout=0.5)
+        await until(pilot, lambda: len(app.screen.query(Toast)) == 3 and all(
+            t._styles_cache._cache for t in app.screen.query(Toast)), message="three toasts drawn")
+        drawn = [weakref.ref(t._styles_cache) for t in app.screen.query(Toast)]
+        await until(pilot, lambda: not app.screen.query(Toast), message="the toasts gone")
+        # The hidden rack keeps its last toasts until it is shown again: a later toast, as the
+        # next job's end. Removing widgets takes a few steps: each look after a collection.
+        app.notify("job 3 completed", timeout=0.5)
+        await until(pilot, lambda: gc.collect() >= 0 and all(ref() is None for ref in drawn),
+                    timeout=10, message="what the gone toasts drew to be freed")

@@ -160,3 +160,39 @@ def test_threads_together_keeps_blocks_where_their_first_row_is():
     assert ids[:5] == ["a", "a1", "a2", "b", "o"] and sorted(ids[5:]) == ["l1", "l2"]
     plain = [b, a]
     assert together(plain) == plain
+
+
+def test_the_colours_cache_gives_what_textual_gave_whichever_widget_asks():
+    from textual._styles_cache import StylesCache
+    from textual.color import Color
+
+    from codexdash.ui.textual_fixes import keep_no_removed_widgets
+
+    keep_no_removed_widgets()
+    keep_no_removed_widgets()  # once is enough: a second app changes nothing
+    fixed = StylesCache.get_inner_outer
+    assert not hasattr(fixed, "cache_clear")  # no cache keyed by the asking widget
+    base, background = Color(10, 20, 30), Color(200, 100, 50, 0.5)
+    for asking in (StylesCache(), StylesCache()):
+        assert asking.get_inner_outer(base, background) == fixed.__wrapped__(None, base, background)
+
+
+def test_attention_tells_each_end_once_and_keeps_nothing_per_job_ended():
+    import time
+
+    from codexdash.jobs import JobView
+    from codexdash.store import Job, JobStatus
+    from codexdash.ui.attention import ENDED, Attention
+
+    at = time.time()
+    jobs = [Job(id=f"job{i:07d}", status=JobStatus.RUNNING, prompt="x", cwd="/", created_at=at, started_at=at)
+            for i in range(50)]
+    attention = Attention([], None, 600)
+    assert attention.update([JobView(j) for j in jobs], set()) == []
+    for job in jobs:
+        job.status, job.ended_at = JobStatus.COMPLETED, at + 1
+    told = attention.update([JobView(j) for j in jobs], set())
+    assert [(what, v.job.id) for what, v in told] == [(ENDED, j.id) for j in jobs]
+    assert attention.update([JobView(j) for j in jobs], set()) == []  # told once
+    assert attention.status == {}  # nothing kept of them but the unseen marks
+    assert attention.unseen == {j.id for j in jobs}

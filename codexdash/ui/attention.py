@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from codexdash.jobs import JobView
 from codexdash.store import JobStatus
-from codexdash.ui.columns import Row
+from codexdash.ui.columns import idle_for, is_stalled
 from codexdash.ui.styles import FAILURES
 
 ENDED, STALLED = "ended", "stalled"
@@ -24,7 +24,10 @@ class Attention:
         self.unseen = set(unseen)  # finished jobs not looked at yet (shared with the table)
         self.closed_at = closed_at
         self.stall_after = stall_after
-        self.status: dict[str, str] = {}  # job id -> status at the last refresh
+        # Live job id -> its status at the last refresh: an end is told when a job seen live is
+        # seen finished. A finished job's is dropped, as it never lives again: a dashboard open
+        # for days keeps none per job ended.
+        self.status: dict[str, str] = {}
         self.stalled: set[str] = set()
         self._first = True
 
@@ -44,8 +47,8 @@ class Attention:
                 news.append((ENDED, v))
             elif first and status in JobStatus.FINISHED and self._ended_while_away(v):
                 self.unseen.add(jid)
-            self.status[jid] = status
-            if Row(v, now, self.stall_after).stalled:
+            self._note(jid, status)
+            if is_stalled(v, idle_for(v, now), self.stall_after):
                 if jid not in self.stalled and not first:  # already stalled when we opened: no alarm
                     news.append((STALLED, v))
                 self.stalled.add(jid)
@@ -60,7 +63,13 @@ class Attention:
 
     def settled_by_kill(self, job_id: str, status: str) -> None:
         """A kill from this dashboard ended the job: its end is told by the kill, once."""
-        self.status[job_id] = status
+        self._note(job_id, status)  # seen ended here: the next refresh tells nothing
+
+    def _note(self, job_id: str, status: str) -> None:
+        if status in JobStatus.LIVE:
+            self.status[job_id] = status
+        else:
+            self.status.pop(job_id, None)
 
     def seen(self, job_id: str | None) -> bool:
         """The operator looked at this job; True when that took a mark away."""
