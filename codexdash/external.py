@@ -174,6 +174,7 @@ def external_sessions(codex_home: Path, claimed: set[str], since: float | None,
     listed = [entry for entry in listed if entry[0] not in claimed]
     # Which Codex holds which file costs a read of every process: only when there is a session to tell.
     held = open_by_codex(codex_home) if listed else {}
+    keep, reads = reads is not None, reads or SessionReads()
     out, looked = [], set()
     for session_id, path, created in listed:
         if not os.path.exists(path):  # archived or compressed since the index was written
@@ -182,10 +183,10 @@ def external_sessions(codex_home: Path, claimed: set[str], since: float | None,
                 continue
             path = str(moved)
         looked.add(path)
-        session = (reads or SessionReads()).read(path, created, held.get(path))
+        session = reads.read(path, created, held.get(path))
         if session is not None:
             out.append(session)
-    if reads is not None:
+    if keep:
         reads.keep_only(looked)
     return out
 

@@ -198,8 +198,10 @@ class LineTable(ScrollView, can_focus=True):
             elif now and drawn[0] is not now[0]:
                 # The same row, cursor and hover, another strip: only the cells that differ are
                 # composited and sent to the terminal (a second's tick is one cell of the line).
-                self._drawn[y] = (now[0], *drawn[1:]) if (span := changed_span(drawn[0], now[0])) is None else drawn
-                if span is not None:
+                span = changed_span(drawn[0], now[0])
+                if span is None:
+                    self._drawn[y] = now  # it shows what was drawn: nothing to repaint
+                else:
                     self.refresh(Region(span[0], y, span[1] - span[0], 1))
 
     def render_lines(self, crop: Region) -> list[Strip]:
