@@ -177,6 +177,56 @@ def test_the_colours_cache_gives_what_textual_gave_whichever_widget_asks():
         assert asking.get_inner_outer(base, background) == fixed.__wrapped__(None, base, background)
 
 
+async def test_a_change_is_composited_from_the_widgets_showing_it_into_the_same_bytes(monkeypatch):
+    from textual.app import App
+    from textual.containers import Horizontal, Vertical
+    from textual.geometry import Region
+    from textual.widget import Widget
+    from textual.widgets import Static
+
+    from codexdash.ui import textual_fixes
+
+    textual_fixes.composite_only_what_changed()
+    textual_fixes.composite_only_what_changed()  # once is enough
+    from textual._compositor import Compositor
+
+    fixed = Compositor._get_renders
+    assert fixed.__wrapped__ is not None
+
+    class Screenful(App):
+        CSS = "#left, #pane { width: 1fr; } #status, #footer { height: 1; } Horizontal { height: 1fr; }"
+
+        def compose(self):
+            yield Static("status " * 20, id="status")
+            with Horizontal():
+                with Vertical(id="left"):
+                    yield Static("\n".join(f"row {i} " * 4 for i in range(12)), id="table")
+                yield Static("\n".join(f"pane line {i}" for i in range(12)), id="pane")
+            yield Static("footer " * 20, id="footer")
+
+    drawn = []
+    render_lines = Widget.render_lines
+
+    def counted(self, crop):
+        drawn.append(self.id)
+        return render_lines(self, crop)
+
+    monkeypatch.setattr(Widget, "render_lines", counted)
+    async with Screenful().run_test(size=(80, 14)) as pilot:
+        await pilot.pause()
+        compositor = pilot.app.screen._compositor
+        changed = [Region(4, y, 3, 1) for y in (2, 3, 6)]  # cells of the table only
+        frames = {}
+        for name, get_renders in (("textual", fixed.__wrapped__), ("fixed", fixed)):
+            monkeypatch.setattr(Compositor, "_get_renders", get_renders)
+            drawn.clear()
+            compositor._dirty_regions.update(changed)
+            frames[name] = (compositor.render_partial_update().render_segments(pilot.app.console), set(drawn))
+    assert frames["fixed"][0] == frames["textual"][0]
+    assert {"status", "pane", "footer"} <= frames["textual"][1]
+    assert "table" in frames["fixed"][1] and not {"status", "pane", "footer"} & frames["fixed"][1]
+
+
 def test_attention_tells_each_end_once_and_keeps_nothing_per_job_ended():
     import time
 

@@ -40,7 +40,7 @@ from codexdash.ui.session_pane import SessionLog, SessionPane
 from codexdash.ui.sort_menu import SortMenu
 from codexdash.ui.status_line import Facts, status_text
 from codexdash.ui.terminal_alert import TerminalAlert
-from codexdash.ui.textual_fixes import keep_no_removed_widgets
+from codexdash.ui import textual_fixes
 
 NARROW_WIDTH = 110  # below this the session pane goes under the table
 FOOTER_PALETTE_WIDTH = 100  # below this the footer leaves out the palette key (ctrl+p still works)
@@ -64,7 +64,7 @@ class CodexdashApp(BoxPolls, RemoteKill, JobActions, KeyHold, App):
     def __init__(self, engine: JobEngine, title: str | None = None, cwd: str | None = None, host: str | None = None,
                  state_path: Path | None = None, boxes: list[Box] | None = None) -> None:
         super().__init__()
-        keep_no_removed_widgets()
+        textual_fixes.apply()
         self.engine = engine
         # Every box the dashboard shows, this one first: the UI reaches each through `Box`.
         self.boxes: dict[str, Box] = {b.name: b for b in (boxes if boxes is not None else configured_boxes(engine))}
