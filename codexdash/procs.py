@@ -228,6 +228,55 @@ def read_stat(pid: int, boot: float) -> ProcStat | None:
     return parse_stat(data, boot)
 
 
+class StatFiles:
+    """The /proc/PID/stat files of the processes read at each refresh, kept open and read again
+    with one pread: a read of a kept file is one system call where opening it is three.
+
+    A kept file stays on the process it was opened on: once that process is reaped, reading
+    it fails (ESRCH), never giving another process that got the PID since. The PID is then read
+    afresh, as `read_stat` would. Files not read in a refresh are closed at its end; at most
+    `limit` are kept (past it, processes are read as `read_stat` does)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._fds: dict[int, int] = {}
+        self._read: set[int] = set()
+
+    def read(self, pid: int, boot: float) -> ProcStat | None:
+        if not PROC:
+            return _psutil_stat(pid)
+        fd = self._fds.get(pid)
+        if fd is None:
+            if len(self._fds) >= self.limit:
+                return read_stat(pid, boot)
+            try:
+                fd = self._fds[pid] = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+            except OSError:
+                return None
+        self._read.add(pid)
+        try:
+            data = os.pread(fd, 4096, 0)
+        except OSError:
+            data = b""
+        if not data:  # the process it was opened on is gone: whatever has the PID now
+            self._close(pid)
+            return read_stat(pid, boot)
+        return parse_stat(data, boot)
+
+    def close_unread(self) -> None:
+        """Ends a refresh: the files of processes not read in it are closed."""
+        for pid in [pid for pid in self._fds if pid not in self._read]:
+            self._close(pid)
+        self._read = set()
+
+    def _close(self, pid: int) -> None:
+        os.close(self._fds.pop(pid))
+
+    def close(self) -> None:
+        for pid in list(self._fds):
+            self._close(pid)
+
+
 def _psutil_stat(pid: int) -> ProcStat | None:
     """Where there is no /proc (macOS): the same figures through psutil."""
     import psutil
@@ -350,7 +399,8 @@ class ProcessPoller:
     pidfd (a handle on that very process, never on a later one with its PID), and one poll()
     over all of them tells which exited since. A job without one (the first look, or more jobs
     than file descriptors to spare, or no pidfd on this system) is read from its
-    /proc/PID/stat, whose one line gives liveness, start time, CPU and memory together.
+    /proc/PID/stat, whose one line gives liveness, start time, CPU and memory together. The
+    stat files read at one refresh are kept open for the next (`StatFiles`).
 
     Figures are read within a budget: each process is read once per cycle at most, and when the
     live jobs' trees count more than `budget` processes, a job's figures are read one refresh in
@@ -385,6 +435,7 @@ class ProcessPoller:
         self._poll = select.poll() if hasattr(select, "poll") else None
         self._exited: set[int] = set()
         self.max_pidfds = _spare_fds()
+        self._files = StatFiles(self.max_pidfds // 2)
 
     def begin_cycle(self, fresh: bool = False) -> None:
         """Starts a refresh: which pidfds' processes exited, and (every few seconds, or when
@@ -411,7 +462,7 @@ class ProcessPoller:
         if not self._in_cycle:
             return read_stat(pid, boot_time())
         if pid not in self._stats:
-            self._stats[pid] = read_stat(pid, self._boot)
+            self._stats[pid] = self._files.read(pid, self._boot)
         return self._stats[pid]
 
     def alive(self, pid: int | None, start_time: float | None) -> bool:
@@ -460,6 +511,7 @@ class ProcessPoller:
     def close(self) -> None:
         for pid in list(self._pidfds):
             self._close(pid)
+        self._files.close()
 
     def __del__(self) -> None:
         try:
@@ -543,6 +595,7 @@ class ProcessPoller:
                 self._close(pid)
         self._touched = set()
         self._stats = {}
+        self._files.close_unread()
         self._in_cycle = False
 
 

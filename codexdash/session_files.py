@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from codexdash.events import Kind, SessionParser
@@ -49,7 +50,14 @@ def thread_source_value(job_id: str) -> str:
 
 
 def parse_name(path: Path | str) -> SessionName | None:
-    m = _NAME.match(os.path.basename(str(path)))
+    return _parse_file_name(os.path.basename(path))
+
+
+@lru_cache(maxsize=4096)
+def _parse_file_name(name: str) -> SessionName | None:
+    """Kept by name: the dashboard lists the same files every second, and a name always says
+    the same (the local time in it is read in this process's time zone, which stays put)."""
+    m = _NAME.match(name)
     if not m:
         return None
     y, mo, d, h, mi, s = (int(x) for x in m.groups()[:6])

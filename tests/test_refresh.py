@@ -60,6 +60,29 @@ def test_one_read_of_stat_says_what_psutil_says(children):
     assert read_stat(2**22 + 12345, boot_time()) is None
 
 
+def test_stat_files_kept_open_read_the_process_anew_and_let_go_of_it_when_it_goes(children):
+    busy = children("sh", "-c", "while :; do :; done")
+    files = procs.StatFiles(limit=8)
+    first = files.read(busy.pid, boot_time())
+    files.close_unread()
+    kept = files._fds[busy.pid]
+    wait_for(lambda: read_stat(busy.pid, boot_time()).cpu > first.cpu, message="CPU time to be counted")
+    again = files.read(busy.pid, boot_time())
+    assert files._fds[busy.pid] == kept and again.cpu > first.cpu  # the same file, read now
+    assert again.start == first.start
+    busy.kill()
+    busy.wait()  # reaped: the kept file is on a process that is no more
+    files.close_unread()
+    assert files.read(busy.pid, boot_time()) is None and busy.pid not in files._fds
+    idle = children()
+    files.read(idle.pid, boot_time())
+    files.close_unread()
+    files.close_unread()  # a refresh that did not read it
+    assert idle.pid not in files._fds
+    full = procs.StatFiles(limit=0)  # none to spare: read as read_stat does, nothing kept
+    assert full.read(idle.pid, boot_time()) == read_stat(idle.pid, boot_time()) and not full._fds
+
+
 def test_liveness_is_exact_at_every_refresh_and_never_taken_for_a_reused_pid(children):
     child = children()
     start = psutil.Process(child.pid).create_time()
@@ -99,8 +122,8 @@ def test_past_the_budget_every_tree_is_read_in_turns_within_stride_refreshes(chi
     assert {s.processes for s in first.values()} == {3}
     first = cycle()  # seen alive twice: their liveness is told by pidfds from now on
     reads = []
-    real_read = procs.read_stat
-    monkeypatch.setattr(procs, "read_stat", lambda pid, boot: reads.append(pid) or real_read(pid, boot))
+    real_parse = procs.parse_stat  # every read of a stat file, kept open or not
+    monkeypatch.setattr(procs, "parse_stat", lambda data, boot: reads.append(data) or real_parse(data, boot))
     last_read = {pid: s.read_at for pid, s in first.items()}
     fresh_within: dict[int, int] = {}
     for n in range(1, 2 * 5 + 1):
