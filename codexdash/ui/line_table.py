@@ -4,7 +4,8 @@ view, the scrolling keys and clicks on rows and on the header.
 What the lines show comes from the subclass (`row_strip(i)` in the table's style and width,
 `row_plain(i)` unstyled for the cursor's and the mouse's line, `header_strip()`), asked for the
 lines on screen only; `refresh_changed()` repaints only the lines whose strip, cursor or hover
-changed since they were drawn, and of a changed strip only the cells that differ.
+changed since they were drawn, and of a changed strip only the cells that differ: a `CellStrip`
+says which cells it is made of, so those are known without comparing the strips' segments.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 HEADER = 1  # lines above the rows
+
+
+class CellStrip(Strip):
+    """A row's strip made of cells side by side: `spans` where each cell's text is ([start,
+    end), its padding left out) and `cells` a token each, the same object while that cell is
+    drawn the same. Two cell strips with the same spans differ in the cells whose tokens differ
+    only (what lies between the cells is the same in all)."""
+
+    __slots__ = ("spans", "cells")
+
+    def __init__(self, segments: list[Segment], cell_length: int, spans: tuple, cells: tuple) -> None:
+        super().__init__(segments, cell_length)
+        self.spans, self.cells = spans, cells
 
 
 class LineTable(ScrollView, can_focus=True):
@@ -191,18 +205,20 @@ class LineTable(ScrollView, can_focus=True):
         width = self.size.width
         self.restyle(self.rich_style, self.scrollable_content_region.width)
         top = self.scroll_offset.y
+        regions: list[Region] = []
         for y in range(HEADER, HEADER + self.body_height()):
             drawn, now = self._drawn.get(y), self._line(y, top)
             if drawn is None or len(drawn) != len(now) or drawn[1:] != now[1:]:
-                self.refresh(Region(0, y, width, 1))
+                regions.append(Region(0, y, width, 1))
             elif now and drawn[0] is not now[0]:
                 # The same row, cursor and hover, another strip: only the cells that differ are
                 # composited and sent to the terminal (a second's tick is one cell of the line).
-                span = changed_span(drawn[0], now[0])
-                if span is None:
+                spans = changed_spans(drawn[0], now[0])
+                if not spans:
                     self._drawn[y] = now  # it shows what was drawn: nothing to repaint
-                else:
-                    self.refresh(Region(span[0], y, span[1] - span[0], 1))
+                regions.extend(Region(start, y, end - start, 1) for start, end in spans)
+        if regions:
+            self.refresh(*regions)
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._base = self.rich_style  # once a paint, not once a line (it walks up the DOM)
@@ -237,6 +253,16 @@ class LineTable(ScrollView, can_focus=True):
         segments = Segment.apply_style(strip, style, post)
         fill = style + post if post else style
         return Strip(segments, strip.cell_length).extend_cell_length(width, fill).crop(0, width)
+
+
+def changed_spans(old: Strip, new: Strip) -> list[tuple[int, int]]:
+    """The cells [start, end) where two strips differ (none: they show the same). Cell strips
+    of one layout: the cells whose tokens differ; other strips: compared segment by segment."""
+    if isinstance(old, CellStrip) and isinstance(new, CellStrip) and old.spans == new.spans \
+            and old.cell_length == new.cell_length:
+        return [span for span, a, b in zip(new.spans, old.cells, new.cells) if a is not b]
+    span = changed_span(old, new)
+    return [] if span is None else [span]
 
 
 def changed_span(old: Strip, new: Strip) -> tuple[int, int] | None:
