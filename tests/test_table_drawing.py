@@ -11,13 +11,16 @@ from unittest import mock
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from rich.console import Console
+from rich.style import Style
 
 from codexdash.jobs import JobView
 from codexdash.procs import ProcessStats
 from codexdash.store import Job, JobStatus
 from codexdash.ui.app import CodexdashApp
 from codexdash.ui.columns import CELL_PADDING, COLUMNS, STALL_SECONDS, Row
-from codexdash.ui.row_strips import cell_key
+from codexdash.ui.line_table import changed_spans
+from codexdash.ui.row_strips import RowStrips, cell_key
 from codexdash.views import ExternalView, RemoteExternalView, RemoteView
 from tests.ui_support import add_many_jobs, until
 
@@ -209,7 +212,31 @@ def test_rows_whose_columns_read_the_same_draw_the_same_cells(a, b, width):
         others = [row_of({**a, name: b[name]}) for name in ROW_INPUTS if b[name] != a[name]] + [row_of(b)]
         for col in COLUMNS:
             reads, drawn = (first.look, col.reads(first)), cell_key(col.cell(first, width), width)
-            hash(reads)
+            hash(reads)  # kept in a dict of drawn cells
             for other in others:
                 if (other.look, col.reads(other)) == reads:
                     assert cell_key(col.cell(other, width), width) == drawn, (col.key, a, b)
+
+
+@settings(max_examples=100, deadline=None)
+@given(inputs=st.lists(st.fixed_dictionaries(ROW_INPUTS), min_size=2, max_size=6),
+       widths=st.lists(st.sampled_from([3, 6, 12]), min_size=len(COLUMNS), max_size=len(COLUMNS)))
+def test_a_row_drawn_from_its_kept_cells_is_drawn_as_from_nothing(inputs, widths):
+    """Rows drawn one after another (of one job or another) reuse kept and cached cells: each
+    strip is the one drawn with nothing kept, and the cells a repaint leaves out show the same."""
+    console, base = Console(width=200, color_system="truecolor", force_terminal=True), Style(bgcolor="#102030")
+    columns = list(zip(COLUMNS, widths))
+    strips = RowStrips()
+    strips.restyle(base, 220)
+    last = {}
+    with mock.patch("codexdash.views.time", SimpleNamespace(time=lambda: BASE + 5000)):
+        for row in map(row_of, inputs):
+            strip = strips.strip(row, columns, lambda col, row, width: col.cell(row, width), console)
+            fresh = RowStrips()
+            fresh.restyle(base, 220)
+            assert list(strip) == list(fresh.strip(row, columns, lambda col, row, width: col.cell(row, width), console))
+            before = last.get(row.job_id)
+            if before is not None:
+                left = [span for span in strip.spans if span not in changed_spans(before, strip, 220)]
+                assert [list(before.crop(*span)) for span in left] == [list(strip.crop(*span)) for span in left]
+            last[row.job_id] = strip

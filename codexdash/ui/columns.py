@@ -149,6 +149,10 @@ def _id(row: Row, width: int) -> Text:
     return Text(j.id)
 
 
+def _name_reads(row: Row) -> tuple:
+    return (row.name, row.unseen, row.external, bool(row.job.parent_id), row.job.status, row.stalled)
+
+
 def _name(row: Row, width: int) -> Text:
     text = Text()
     if row.unseen:
@@ -238,10 +242,6 @@ def _tokens(row: Row) -> str:
 
 def _day(now: float) -> tuple:
     return time.localtime(now)[:3]
-
-
-def _name_reads(row: Row) -> tuple:
-    return (row.name, row.unseen, row.external, bool(row.job.parent_id), row.job.status, row.stalled)
 
 
 @dataclass(frozen=True)

@@ -213,7 +213,7 @@ class LineTable(ScrollView, can_focus=True):
             elif now and drawn[0] is not now[0]:
                 # The same row, cursor and hover, another strip: only the cells that differ are
                 # composited and sent to the terminal (a second's tick is one cell of the line).
-                spans = changed_spans(drawn[0], now[0])
+                spans = changed_spans(drawn[0], now[0], width)
                 if not spans:
                     self._drawn[y] = now  # it shows what was drawn: nothing to repaint
                 regions.extend(Region(start, y, end - start, 1) for start, end in spans)
@@ -255,31 +255,10 @@ class LineTable(ScrollView, can_focus=True):
         return Strip(segments, strip.cell_length).extend_cell_length(width, fill).crop(0, width)
 
 
-def changed_spans(old: Strip, new: Strip) -> list[tuple[int, int]]:
-    """The cells [start, end) where two strips differ (none: they show the same). Cell strips
-    of one layout: the cells whose tokens differ; other strips: compared segment by segment."""
+def changed_spans(old: Strip, new: Strip, width: int) -> list[tuple[int, int]]:
+    """The cells [start, end) where two strips differ (none: they show the same): of two cell
+    strips of one layout, the cells whose tokens differ; of any others, the whole line."""
     if isinstance(old, CellStrip) and isinstance(new, CellStrip) and old.spans == new.spans \
             and old.cell_length == new.cell_length:
         return [span for span, a, b in zip(new.spans, old.cells, new.cells) if a is not b]
-    span = changed_span(old, new)
-    return [] if span is None else [span]
-
-
-def changed_span(old: Strip, new: Strip) -> tuple[int, int] | None:
-    """The cells [start, end) where two strips differ (None: they show the same): their equal
-    segments from either end left out. Strips of different widths differ everywhere."""
-    if old.cell_length != new.cell_length:
-        return (0, max(old.cell_length, new.cell_length))
-    a, b = list(old), list(new)
-    n = min(len(a), len(b))
-    i = start = 0
-    while i < n and a[i] == b[i]:
-        start += a[i].cell_length
-        i += 1
-    if i == len(a) == len(b):
-        return None
-    j, tail = 1, 0
-    while j <= n - i and a[-j] == b[-j]:
-        tail += a[-j].cell_length
-        j += 1
-    return (start, old.cell_length - tail)
+    return [(0, width)]
