@@ -67,7 +67,7 @@ class LineTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._hover: int | None = None  # the row under the mouse
         self._drawn: dict[int, tuple] = {}  # screen line -> what was drawn there
-        self._base: Style | None = None  # the table's own style, during a paint
+        self._paint: tuple | None = None  # the table's own style, width and first row, during a paint
 
     # ---- what the subclass gives -----------------------------------------------------------
 
@@ -221,23 +221,23 @@ class LineTable(ScrollView, can_focus=True):
             self.refresh(*regions)
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = self.rich_style  # once a paint, not once a line (it walks up the DOM)
-        self.restyle(self._base, self.scrollable_content_region.width)
+        # Once a paint, not once a line (the style walks up the DOM).
+        self._paint = (self.rich_style, self.scrollable_content_region.width, self.scroll_offset.y)
+        self.restyle(*self._paint[:2])
         try:
             return super().render_lines(crop)
         finally:
-            self._base = None
+            self._paint = None
 
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self._base or self.rich_style
+        base, width, top = self._paint or (self.rich_style, self.scrollable_content_region.width, self.scroll_offset.y)
         if y < HEADER:
             return self._styled(self.header_strip(), width, base + self.get_component_rich_style("line-table--header"))
-        line = self._drawn[y] = self._line(y)
+        line = self._drawn[y] = self._line(y, top)
         if not line:
             return Strip.blank(width, base)
         strip, cursor, hover = line
-        i = self.scroll_offset.y + y - HEADER
+        i = top + y - HEADER
         if cursor:
             look = self.get_component_rich_style("line-table--cursor")
             post = Style.from_color(look.color, look.bgcolor)  # the cursor's colours win over the cells'
