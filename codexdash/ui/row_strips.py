@@ -133,8 +133,8 @@ class RowStrips:
     def strip(self, row: Row, columns: list[tuple[Column, int]], text: Callable[[Column, Row, int], Text],
               console: Console) -> CellStrip:
         """The row's strip in the table's style: the kept one while `row` is the same object or
-        its cells read the same; else made again, with `text(column, row, width)` asked for the
-        cells whose reads changed only (and not kept from another row)."""
+        its cells read the same; else made again from the kept cells whose reads did not change
+        and drawn cells cached by what they read, `text(column, row, width)` asked for the rest."""
         kept = self._rows.get(row.job_id)
         if kept is not None and kept.row is row:
             return kept.strip
