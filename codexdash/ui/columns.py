@@ -1,6 +1,6 @@
 """The jobs table's columns: one registry that the table, the column chooser, the sort and the
 saved layout all read. A column is one line here: its key, header, width, how readily it is
-dropped on a narrow terminal, what its cell reads of the row, its cell and its sort key.
+dropped on a narrow terminal, its cell, what that reads of the row, and its sort key.
 
 A cell is drawn from what its column says it reads (plain values), the width, and the row's
 mono and greying only: the table keeps drawn cells by these and makes a cell's text again only
@@ -244,16 +244,22 @@ def _day(now: float) -> tuple:
     return time.localtime(now)[:3]
 
 
+def _unsaid(row: Row) -> object:
+    """What a column that does not say what its cell reads reads: equal to nothing, so its cell
+    is made each time its row is."""
+    return object()
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
     label: str
     width: int  # default width, in cells
     drop: int  # narrow terminals drop the highest first; 0: never dropped
+    cell: Callable[[Row, int], Text]
     # What the cell reads of its row, as plain values: rows that read the same draw the same
     # cell at the same width, mono and greying (`Row.look`). Compared at every refresh: cheap.
-    reads: Callable[[Row], Hashable]
-    cell: Callable[[Row, int], Text]
+    reads: Callable[[Row], Hashable] = _unsaid
     sort: Callable[[Row], Any] | None = None
     descending: bool = False  # the first press sorts biggest (or newest) first
     shown: bool = True  # shown unless the operator hides it
@@ -261,33 +267,33 @@ class Column:
     min_width: int = 4
 
 
-# In display order. Add a column with one line here.
-COLUMNS: list[Column] = [
-    Column("state", "State", 13, 1, lambda r: (r.job.status, r.stalled, r.external), _state, state_rank, min_width=9),
-    Column("host", "Host", 8, 2, _on, _host, lambda r: (_on(r) != "local", _on(r)), shown=False),
-    Column("id", "Job", 10, 3, lambda r: (r.job.id, r.external), _id, lambda r: r.job.id),
-    Column("name", "Name", 22, 0, _name_reads, _name, lambda r: r.name.lower(), min_width=10),
-    Column("started", "Started", 7, 7, lambda r: (r.created, _live(r), _day(r.now)), _started, lambda r: r.created,
+# In display order. Add a column with one line here (saying what its cell reads keeps it drawn
+# between refreshes while that stays the same).
+COLUMNS: list[Column] = [  # key, header, width, drop, cell, what the cell reads, sort
+    Column("state", "State", 13, 1, _state, lambda r: (r.job.status, r.stalled, r.external), state_rank, min_width=9),
+    Column("host", "Host", 8, 2, _host, _on, lambda r: (_on(r) != "local", _on(r)), shown=False),
+    Column("id", "Job", 10, 3, _id, lambda r: (r.job.id, r.external), lambda r: r.job.id),
+    Column("name", "Name", 22, 0, _name, _name_reads, lambda r: r.name.lower(), min_width=10),
+    Column("started", "Started", 7, 7, _started, lambda r: (r.created, _live(r), _day(r.now)), lambda r: r.created,
            descending=True),
-    Column("time", "Time", 6, 4, lambda r: (_elapsed(r), _live(r)), lambda r, w: _quiet(r, _elapsed(r)),
+    Column("time", "Time", 6, 4, lambda r, w: _quiet(r, _elapsed(r)), lambda r: (_elapsed(r), _live(r)),
            lambda r: r.view.elapsed or -1, descending=True),
-    Column("pid", "PID", 7, 10, lambda r: (r.job.pid, _live(r)), lambda r, w: _quiet(r, str(r.job.pid or "-")),
+    Column("pid", "PID", 7, 10, lambda r, w: _quiet(r, str(r.job.pid or "-")), lambda r: (r.job.pid, _live(r)),
            lambda r: r.job.pid or 0),
-    Column("cpu", "CPU", 5, 11, _cpu, lambda r, w: Text(_cpu(r), justify="right"),
+    Column("cpu", "CPU", 5, 11, lambda r, w: Text(_cpu(r), justify="right"), _cpu,
            lambda r: _stats(r).cpu_percent if _stats(r) else -1, descending=True),
-    Column("mem", "Mem", 6, 12, _mem, lambda r, w: Text(_mem(r), justify="right"),
+    Column("mem", "Mem", 6, 12, lambda r, w: Text(_mem(r), justify="right"), _mem,
            lambda r: _stats(r).rss_bytes if _stats(r) else -1, descending=True),
-    Column("tokens", "Tokens", 7, 5, _tokens, lambda r, w: Text(_tokens(r), justify="right"),
+    Column("tokens", "Tokens", 7, 5, lambda r, w: Text(_tokens(r), justify="right"), _tokens,
            lambda r: r.view.total_tokens or 0, descending=True),
-    Column("idle", "Idle", 6, 8, lambda r: (_idle_for(r), r.stalled), _idle,
+    Column("idle", "Idle", 6, 8, _idle, lambda r: (_idle_for(r), r.stalled),
            lambda r: r.idle if r.idle is not None else -1, descending=True),
-    Column("cwd", "Cwd", 14, 2, lambda r: r.job.cwd, _cwd,
+    Column("cwd", "Cwd", 14, 2, _cwd, lambda r: r.job.cwd,
            lambda r: os.path.basename((r.job.cwd or "").rstrip("/")).lower()),
-    Column("model", "Model", 12, 9, _model, lambda r, w: Text(sanitize(fmt.one_line(_model(r) or "-", w))),
+    Column("model", "Model", 12, 9, lambda r, w: Text(sanitize(fmt.one_line(_model(r) or "-", w))), _model,
            lambda r: _model(r) or ""),
-    Column("prompt", "Prompt", 20, 6, lambda r: r.job.prompt,
-           lambda r, w: Text(sanitize(fmt.one_line(r.job.prompt, w))),
-           lambda r: r.job.prompt.lower(), flex=True, min_width=12),
+    Column("prompt", "Prompt", 20, 6, lambda r, w: Text(sanitize(fmt.one_line(r.job.prompt, w))),
+           lambda r: r.job.prompt, lambda r: r.job.prompt.lower(), flex=True, min_width=12),
 ]
 COLUMNS = [replace(c, cell=_greyed(c.cell)) for c in COLUMNS]
 BY_KEY = {c.key: c for c in COLUMNS}
