@@ -6,15 +6,22 @@ each test shows the views it made, as the app would."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from rich.console import Console
+from rich.style import Style
 
 from codexdash.jobs import JobView
 from codexdash.procs import ProcessStats
 from codexdash.store import Job, JobStatus
 from codexdash.ui.app import CodexdashApp
-from codexdash.ui.columns import CELL_PADDING, COLUMNS, STALL_SECONDS, Row
+from codexdash.ui.columns import CELL_PADDING, COLUMNS, STALL_SECONDS, Column, Row
+from codexdash.ui.line_table import changed_spans
+from codexdash.ui.row_strips import RowStrips, cell_key
+from codexdash.views import ExternalView, RemoteExternalView, RemoteView
 from tests.ui_support import add_many_jobs, until
 
 SIZE = (140, 36)
@@ -142,32 +149,99 @@ async def test_a_tick_repaints_the_changed_cell_not_its_line(sandbox, app, monke
         assert [(r.x, r.y, r.height) for r in repainted] == [(x + CELL_PADDING, 1 + 2, 1)] and repainted[0].width <= 6
 
 
+def test_every_column_of_the_table_says_what_its_cell_reads():
+    """One that does not has its cell made again each time its row is (a live job's: each second)."""
+    assert [c.key for c in COLUMNS if c.reads is Column.reads] == []
+
+
+BASE = 1_790_000_000.0
+# Each input of a row, with values that show the same and values that do not (a second apart,
+# either side of a minute, a day, a stall...). Times are seconds from BASE.
+ROW_INPUTS = {
+    "kind": st.sampled_from(["local", "external", "remote", "unreachable", "remote external"]),
+    "status": st.sampled_from(["starting", "running", "stopping", "completed", "failed", "killed", "lost",
+                               "failed_to_start"]),
+    "job_id": st.sampled_from(["a1b2c3d4e5", "a1b2c3d4e6", "zz"]),
+    "name": st.sampled_from([None, "", "n", "task  one"]),
+    "prompt": st.sampled_from(["do it", "do  it\nnow", "", "x" * 50]),
+    "cwd": st.sampled_from(["/w/api", "/w/api/", "/w/web", "", "/"]),
+    "pid": st.sampled_from([None, 0, 42]),
+    "parent_id": st.sampled_from([None, "", "p1"]),
+    "job_model": st.sampled_from([None, "gpt-4"]),
+    "session_model": st.sampled_from([None, "gpt-5"]),
+    "host": st.sampled_from(["local", "box1"]),
+    "created": st.sampled_from([-3600.0, -60.0, -90_000.0]),
+    "ran": st.sampled_from([None, 30.0, 30.4]),  # from its start to its end, once it ended
+    "now": st.sampled_from([0.0, 0.3, 40_000.0, 86_400.0]),
+    "uptime": st.sampled_from([None, 0.2, 0.9, 59.4, 59.9, 61.0, 601.0, 3599.9]),  # None: no process figures
+    "cpu": st.sampled_from([0.0, 0.2, 0.4, 0.6, 1.4, 99.5]),
+    "rss": st.sampled_from([0, 1000, 1023, 2**20, 2**20 + 7]),
+    "idle": st.sampled_from([None, 0.5, 1.5, 70.0, 119.9, 120.1]),
+    "tokens": st.sampled_from([None, 0, 999, 1000, 1499]),
+    "job_tokens": st.sampled_from([None, 5]),
+    "stall_after": st.sampled_from([60.0, STALL_SECONDS]),
+    "unseen": st.booleans(),
+    "mono": st.booleans(),
+}
+
+
+def row_of(inputs: dict) -> Row:
+    i = inputs
+    now, created = BASE + i["now"], BASE + i["created"]
+    job = Job(id=i["job_id"], marker="m", status=i["status"], argv="[]", cwd=i["cwd"], prompt=i["prompt"],
+              name=i["name"], created_at=created, started_at=created,
+              ended_at=None if i["ran"] is None else created + i["ran"], model=i["job_model"], pid=i["pid"],
+              parent_id=i["parent_id"], tokens=i["job_tokens"])
+    stats = None if i["uptime"] is None else ProcessStats(i["cpu"], i["rss"], i["uptime"], 2)
+    last = None if i["idle"] is None else now - i["idle"]
+    if i["kind"] in ("local", "external"):
+        cls = JobView if i["kind"] == "local" else ExternalView
+        view = cls(job, stats=stats, tokens=i["tokens"], host=i["host"], last_activity=last)
+    else:
+        cls = RemoteExternalView if i["kind"] == "remote external" else RemoteView
+        view = cls(job, i["host"], now, stats=stats, tokens=i["tokens"], last_activity=last)
+        view.stale = "timed out" if i["kind"] == "unreachable" else None
+    view.session_model = i["session_model"]
+    return Row(view, now, i["stall_after"], i["unseen"], i["mono"])
+
+
 @settings(max_examples=300, deadline=None)
-@given(
-    cpu=st.sampled_from([0.0, 0.2, 0.4, 0.6, 1.4, 99.5]), rss=st.sampled_from([0, 1000, 1023, 2**20, 2**20 + 7]),
-    uptime=st.sampled_from([0.2, 0.9, 59.4, 59.9, 61.0, 601.0, 3599.9]),
-    idle=st.sampled_from([None, 0.5, 1.5, 119.9, 120.1]), tokens=st.sampled_from([None, 0, 999, 1000, 1499]),
-    status=st.sampled_from(["running", "completed", "failed", "starting"]), name=st.sampled_from([None, "", "n"]),
-    unseen=st.booleans(), mono=st.booleans(), host=st.sampled_from(["local", "box1"]),
-    model=st.sampled_from([None, "gpt-5"]), day=st.sampled_from([0.0, 86400.0]),
-)
-def test_rows_showing_the_same_values_draw_the_same_cells(cpu, rss, uptime, idle, tokens, status, name, unseen,
-                                                          mono, host, model, day):
-    """A live row's cells are made again only when `Row.shown` changed: every column must read
-    only what it holds. Each row is held against one that differs by a little."""
-    base = 1_790_000_000.0
+@given(a=st.fixed_dictionaries(ROW_INPUTS), b=st.fixed_dictionaries(ROW_INPUTS), width=st.sampled_from([3, 12, 40]))
+def test_rows_whose_columns_read_the_same_draw_the_same_cells(a, b, width):
+    """A live row's cell is made again only when what its column reads (`Column.reads`, and the
+    row's look) changed; else its drawn cell is kept: each column's cell must read only that.
+    Each cell of a row is held against the same column's cell of rows that differ from it in
+    one input each, and in all."""
+    with mock.patch("codexdash.views.time", SimpleNamespace(time=lambda: BASE + 5000)):  # a remote job's Time
+        first = row_of(a)
+        others = [row_of({**a, name: b[name]}) for name in ROW_INPUTS if b[name] != a[name]] + [row_of(b)]
+        for col in COLUMNS:
+            reads, drawn = (first.look, col.reads(first)), cell_key(col.cell(first, width), width)
+            hash(reads)  # kept in a dict of drawn cells
+            for other in others:
+                if (other.look, col.reads(other)) == reads:
+                    assert cell_key(col.cell(other, width), width) == drawn, (col.key, a, b)
 
-    def row(cpu, rss, uptime, idle, tokens, status, name, unseen, mono, host, model, now):
-        job = Job(id="a1b2c3d4e5", marker="m", status=status, argv="[]", cwd="/w/api", prompt="do it", name=name,
-                  created_at=base - 3600, model="gpt-4", pid=42)
-        view = JobView(job, stats=ProcessStats(cpu, rss, uptime, 2), tokens=tokens, session_model=model, host=host,
-                       last_activity=None if idle is None else now - idle)
-        return Row(view, now, STALL_SECONDS, unseen, mono)
 
-    a = row(cpu, rss, uptime, idle, tokens, status, name, unseen, mono, host, model, base + day)
-    for b in (row(cpu + 0.1, rss, uptime, idle, tokens, status, name, unseen, mono, host, model, base + day),
-              row(cpu, rss + 3, uptime + 0.3, idle, tokens, status, name, unseen, mono, host, model, base + day + 0.3),
-              row(cpu, rss, uptime, None if idle is None else idle + 0.4, tokens, status, name, unseen, mono, host,
-                  model, base + day + 40_000)):
-        if a.shown == b.shown:
-            assert [c.cell(a, 12).markup for c in COLUMNS] == [c.cell(b, 12).markup for c in COLUMNS]
+@settings(max_examples=100, deadline=None)
+@given(inputs=st.lists(st.fixed_dictionaries(ROW_INPUTS), min_size=2, max_size=6),
+       widths=st.lists(st.sampled_from([3, 6, 12]), min_size=len(COLUMNS), max_size=len(COLUMNS)))
+def test_a_row_drawn_from_its_kept_cells_is_drawn_as_from_nothing(inputs, widths):
+    """Rows drawn one after another (of one job or another) reuse kept and cached cells: each
+    strip is the one drawn with nothing kept, and the cells a repaint leaves out show the same."""
+    console, base = Console(width=200, color_system="truecolor", force_terminal=True), Style(bgcolor="#102030")
+    columns = list(zip(COLUMNS, widths))
+    strips = RowStrips()
+    strips.restyle(base, 220)
+    last = {}
+    with mock.patch("codexdash.views.time", SimpleNamespace(time=lambda: BASE + 5000)):
+        for row in map(row_of, inputs):
+            strip = strips.strip(row, columns, lambda col, row, width: col.cell(row, width), console)
+            fresh = RowStrips()
+            fresh.restyle(base, 220)
+            assert list(strip) == list(fresh.strip(row, columns, lambda col, row, width: col.cell(row, width), console))
+            before = last.get(row.job_id)
+            if before is not None:
+                left = [span for span in strip.spans if span not in changed_spans(before, strip, 220)]
+                assert [list(before.crop(*span)) for span in left] == [list(strip.crop(*span)) for span in left]
+            last[row.job_id] = strip

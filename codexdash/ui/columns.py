@@ -1,13 +1,18 @@
 """The jobs table's columns: one registry that the table, the column chooser, the sort and the
 saved layout all read. A column is one line here: its key, header, width, how readily it is
-dropped on a narrow terminal, its cell and its sort key.
+dropped on a narrow terminal, its cell, what that reads of the row, and its sort key.
+
+A cell is drawn from what its column says it reads (plain values), the width, and the row's
+mono and greying only: the table keeps drawn cells by these and makes a cell's text again only
+when they change (a second's tick makes the Time and Idle cells, nothing else). A test holds
+each column's cell to its reads.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -64,7 +69,6 @@ class Row:
     created: float = field(init=False)
     idle: float | None = field(init=False)
     stalled: bool = field(init=False)
-    _shown: tuple | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         job = self.view.job
@@ -98,21 +102,9 @@ class Row:
         return getattr(self.view, "stale", None)
 
     @property
-    def shown(self) -> tuple:
-        """What the row's cells show, as plain values: two rows of a job with the same are drawn
-        the same. A live job's row is made anew at each refresh; its cells only when this
-        changed. Every cell reads from what is here (a test holds the columns to it). Made once,
-        when first asked (a finished job's row is reused as it is and never asks)."""
-        if self._shown is None:
-            self._shown = self._what_is_shown()
-        return self._shown
-
-    def _what_is_shown(self) -> tuple:
-        v, stats = self.view, self.view.stats
-        return (tuple(self.job.__data__.values()), type(v), v.host, v.model, v.total_tokens, self.stale,
-                fmt.duration(v.elapsed), None if self.idle is None else fmt.duration(self.idle), self.stalled,
-                None if stats is None else (f"{stats.cpu_percent:.0f}", fmt.size(stats.rss_bytes)),
-                self.unseen, self.mono, time.localtime(self.now).tm_yday)
+    def look(self) -> tuple:
+        """What any cell of the row may read besides its column's reads: mono, and greyed."""
+        return (self.mono, bool(self.stale))
 
     @property
     def settled(self) -> tuple:
@@ -157,6 +149,10 @@ def _id(row: Row, width: int) -> Text:
     return Text(j.id)
 
 
+def _name_reads(row: Row) -> tuple:
+    return (row.name, row.unseen, row.external, bool(row.job.parent_id), row.job.status, row.stalled)
+
+
 def _name(row: Row, width: int) -> Text:
     text = Text()
     if row.unseen:
@@ -186,7 +182,7 @@ def _started(row: Row, width: int) -> Text:
 def _idle(row: Row, width: int) -> Text:
     if row.idle is None:
         return Text("-", style=quiet_style(row.mono))
-    return Text(("⚠ " if row.stalled else "") + fmt.duration(row.idle),
+    return Text(("⚠ " if row.stalled else "") + _idle_for(row),
                 style=status_style("", row.mono, stalled=True) if row.stalled else "")
 
 
@@ -216,6 +212,44 @@ def _stats(row: Row):
     return row.view.stats
 
 
+def _live(row: Row) -> bool:
+    return row.job.is_live
+
+
+def _on(row: Row) -> str:
+    return host_of(row.view)
+
+
+def _elapsed(row: Row) -> str:
+    return fmt.duration(row.view.elapsed)
+
+
+def _idle_for(row: Row) -> str | None:
+    return None if row.idle is None else fmt.duration(row.idle)
+
+
+def _cpu(row: Row) -> str:
+    return f"{_stats(row).cpu_percent:.0f}%" if _stats(row) else "-"
+
+
+def _mem(row: Row) -> str:
+    return fmt.size(_stats(row).rss_bytes) if _stats(row) else "-"
+
+
+def _tokens(row: Row) -> str:
+    return fmt.tokens(row.view.total_tokens)
+
+
+def _day(now: float) -> tuple:
+    return time.localtime(now)[:3]
+
+
+def _unsaid(row: Row) -> object:
+    """What a column that does not say what its cell reads reads: equal to nothing, so its cell
+    is made each time its row is."""
+    return object()
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
@@ -223,6 +257,9 @@ class Column:
     width: int  # default width, in cells
     drop: int  # narrow terminals drop the highest first; 0: never dropped
     cell: Callable[[Row, int], Text]
+    # What the cell reads of its row, as plain values: rows that read the same draw the same
+    # cell at the same width, mono and greying (`Row.look`). Compared at every refresh: cheap.
+    reads: Callable[[Row], Hashable] = _unsaid
     sort: Callable[[Row], Any] | None = None
     descending: bool = False  # the first press sorts biggest (or newest) first
     shown: bool = True  # shown unless the operator hides it
@@ -230,28 +267,33 @@ class Column:
     min_width: int = 4
 
 
-# In display order. Add a column with one line here.
-COLUMNS: list[Column] = [
-    Column("state", "State", 13, 1, _state, state_rank, min_width=9),
-    Column("host", "Host", 8, 2, _host, lambda r: (host_of(r.view) != "local", host_of(r.view)), shown=False),
-    Column("id", "Job", 10, 3, _id, lambda r: r.job.id),
-    Column("name", "Name", 22, 0, _name, lambda r: r.name.lower(), min_width=10),
-    Column("started", "Started", 7, 7, _started, lambda r: r.created, descending=True),
-    Column("time", "Time", 6, 4, lambda r, w: _quiet(r, fmt.duration(r.view.elapsed)),
+# In display order. Add a column with one line here (saying what its cell reads keeps it drawn
+# between refreshes while that stays the same).
+COLUMNS: list[Column] = [  # key, header, width, drop, cell, what the cell reads, sort
+    Column("state", "State", 13, 1, _state, lambda r: (r.job.status, r.stalled, r.external), state_rank, min_width=9),
+    Column("host", "Host", 8, 2, _host, _on, lambda r: (_on(r) != "local", _on(r)), shown=False),
+    Column("id", "Job", 10, 3, _id, lambda r: (r.job.id, r.external), lambda r: r.job.id),
+    Column("name", "Name", 22, 0, _name, _name_reads, lambda r: r.name.lower(), min_width=10),
+    Column("started", "Started", 7, 7, _started, lambda r: (r.created, _live(r), _day(r.now)), lambda r: r.created,
+           descending=True),
+    Column("time", "Time", 6, 4, lambda r, w: _quiet(r, _elapsed(r)), lambda r: (_elapsed(r), _live(r)),
            lambda r: r.view.elapsed or -1, descending=True),
-    Column("pid", "PID", 7, 10, lambda r, w: _quiet(r, str(r.job.pid or "-")), lambda r: r.job.pid or 0),
-    Column("cpu", "CPU", 5, 11, lambda r, w: Text(f"{_stats(r).cpu_percent:.0f}%" if _stats(r) else "-", justify="right"),
+    Column("pid", "PID", 7, 10, lambda r, w: _quiet(r, str(r.job.pid or "-")), lambda r: (r.job.pid, _live(r)),
+           lambda r: r.job.pid or 0),
+    Column("cpu", "CPU", 5, 11, lambda r, w: Text(_cpu(r), justify="right"), _cpu,
            lambda r: _stats(r).cpu_percent if _stats(r) else -1, descending=True),
-    Column("mem", "Mem", 6, 12, lambda r, w: Text(fmt.size(_stats(r).rss_bytes) if _stats(r) else "-", justify="right"),
+    Column("mem", "Mem", 6, 12, lambda r, w: Text(_mem(r), justify="right"), _mem,
            lambda r: _stats(r).rss_bytes if _stats(r) else -1, descending=True),
-    Column("tokens", "Tokens", 7, 5, lambda r, w: Text(fmt.tokens(r.view.total_tokens), justify="right"),
+    Column("tokens", "Tokens", 7, 5, lambda r, w: Text(_tokens(r), justify="right"), _tokens,
            lambda r: r.view.total_tokens or 0, descending=True),
-    Column("idle", "Idle", 6, 8, _idle, lambda r: r.idle if r.idle is not None else -1, descending=True),
-    Column("cwd", "Cwd", 14, 2, _cwd, lambda r: os.path.basename((r.job.cwd or "").rstrip("/")).lower()),
-    Column("model", "Model", 12, 9, lambda r, w: Text(sanitize(fmt.one_line(_model(r) or "-", w))),
+    Column("idle", "Idle", 6, 8, _idle, lambda r: (_idle_for(r), r.stalled),
+           lambda r: r.idle if r.idle is not None else -1, descending=True),
+    Column("cwd", "Cwd", 14, 2, _cwd, lambda r: r.job.cwd,
+           lambda r: os.path.basename((r.job.cwd or "").rstrip("/")).lower()),
+    Column("model", "Model", 12, 9, lambda r, w: Text(sanitize(fmt.one_line(_model(r) or "-", w))), _model,
            lambda r: _model(r) or ""),
     Column("prompt", "Prompt", 20, 6, lambda r, w: Text(sanitize(fmt.one_line(r.job.prompt, w))),
-           lambda r: r.job.prompt.lower(), flex=True, min_width=12),
+           lambda r: r.job.prompt, lambda r: r.job.prompt.lower(), flex=True, min_width=12),
 ]
 COLUMNS = [replace(c, cell=_greyed(c.cell)) for c in COLUMNS]
 BY_KEY = {c.key: c for c in COLUMNS}

@@ -2,7 +2,7 @@
 and the cursor kept on the job the operator chose (and in view).
 
 A LineTable (line_table.py): only the rows on screen are drawn, each from a strip kept while its
-cells show the same texts (row_strips.py). The table keeps the jobs' rows, in order, and strips
+cells read the same (row_strips.py). The table keeps the jobs' rows, in order, and strips
 for the rows on screen: nothing else per row.
 """
 
@@ -222,25 +222,26 @@ class JobsTable(LineTable):
         self.refresh_changed()
 
     def row_cells(self, i: int) -> list[Text]:
+        """Row i's cells' texts, made anew (what the strips are drawn from, when they change)."""
         row = self._rows[i]
-        cells = [col.cell(row, width) for col, width in self.fitted]
-        for (col, _w), cell in zip(self.fitted, cells):
-            if cell.justify == "right" and col.key not in self._right:
-                self._right.add(col.key)
-                self.refresh_header()
-        return cells
+        return [self._cell_text(col, row, width) for col, width in self.fitted]
+
+    def _cell_text(self, col: Column, row: Row, width: int) -> Text:
+        text = col.cell(row, width)
+        if text.justify == "right" and col.key not in self._right:  # its header is aligned with it
+            self._right.add(col.key)
+            self.refresh_header()
+        return text
 
     def restyle(self, base, width: int) -> None:
         self.strips.restyle(base, width)
 
     def row_strip(self, i: int) -> Strip:
-        row = self._rows[i]
-        return self.strips.strip(row.job_id, row, lambda: self.row_cells(i), [w for _c, w in self.fitted],
-                                 self.app.console)
+        return self.strips.strip(self._rows[i], self.fitted, self._cell_text, self.app.console)
 
     def row_plain(self, i: int) -> Strip:
         self.row_strip(i)
-        return self.strips.plain(self._rows[i].job_id, self.app.console)
+        return self.strips.plain(self._rows[i].job_id, self._cell_text, self.app.console)
 
     def cursor_moved(self) -> None:
         self._tell()

@@ -4,7 +4,8 @@ view, the scrolling keys and clicks on rows and on the header.
 What the lines show comes from the subclass (`row_strip(i)` in the table's style and width,
 `row_plain(i)` unstyled for the cursor's and the mouse's line, `header_strip()`), asked for the
 lines on screen only; `refresh_changed()` repaints only the lines whose strip, cursor or hover
-changed since they were drawn, and of a changed strip only the cells that differ.
+changed since they were drawn, and of a changed strip only the cells that differ: a `CellStrip`
+says which cells it is made of, so those are known without comparing the strips' segments.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 HEADER = 1  # lines above the rows
+
+
+class CellStrip(Strip):
+    """A row's strip made of cells side by side: `spans` where each cell's text is ([start,
+    end), its padding left out) and `cells` a token each, the same object while that cell is
+    drawn the same. Two cell strips with the same spans differ in the cells whose tokens differ
+    only (what lies between the cells is the same in all)."""
+
+    __slots__ = ("spans", "cells")
+
+    def __init__(self, segments: list[Segment], cell_length: int, spans: tuple, cells: tuple) -> None:
+        super().__init__(segments, cell_length)
+        self.spans, self.cells = spans, cells
 
 
 class LineTable(ScrollView, can_focus=True):
@@ -53,7 +67,7 @@ class LineTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._hover: int | None = None  # the row under the mouse
         self._drawn: dict[int, tuple] = {}  # screen line -> what was drawn there
-        self._base: Style | None = None  # the table's own style, during a paint
+        self._paint: tuple | None = None  # the table's own style, width and first row, during a paint
 
     # ---- what the subclass gives -----------------------------------------------------------
 
@@ -191,37 +205,39 @@ class LineTable(ScrollView, can_focus=True):
         width = self.size.width
         self.restyle(self.rich_style, self.scrollable_content_region.width)
         top = self.scroll_offset.y
+        regions: list[Region] = []
         for y in range(HEADER, HEADER + self.body_height()):
             drawn, now = self._drawn.get(y), self._line(y, top)
             if drawn is None or len(drawn) != len(now) or drawn[1:] != now[1:]:
-                self.refresh(Region(0, y, width, 1))
+                regions.append(Region(0, y, width, 1))
             elif now and drawn[0] is not now[0]:
                 # The same row, cursor and hover, another strip: only the cells that differ are
                 # composited and sent to the terminal (a second's tick is one cell of the line).
-                span = changed_span(drawn[0], now[0])
-                if span is None:
+                spans = changed_spans(drawn[0], now[0], width)
+                if not spans:
                     self._drawn[y] = now  # it shows what was drawn: nothing to repaint
-                else:
-                    self.refresh(Region(span[0], y, span[1] - span[0], 1))
+                regions.extend(Region(start, y, end - start, 1) for start, end in spans)
+        if regions:
+            self.refresh(*regions)
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._base = self.rich_style  # once a paint, not once a line (it walks up the DOM)
-        self.restyle(self._base, self.scrollable_content_region.width)
+        # Once a paint, not once a line (the style walks up the DOM).
+        self._paint = (self.rich_style, self.scrollable_content_region.width, self.scroll_offset.y)
+        self.restyle(*self._paint[:2])
         try:
             return super().render_lines(crop)
         finally:
-            self._base = None
+            self._paint = None
 
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self._base or self.rich_style
+        base, width, top = self._paint or (self.rich_style, self.scrollable_content_region.width, self.scroll_offset.y)
         if y < HEADER:
             return self._styled(self.header_strip(), width, base + self.get_component_rich_style("line-table--header"))
-        line = self._drawn[y] = self._line(y)
+        line = self._drawn[y] = self._line(y, top)
         if not line:
             return Strip.blank(width, base)
         strip, cursor, hover = line
-        i = self.scroll_offset.y + y - HEADER
+        i = top + y - HEADER
         if cursor:
             look = self.get_component_rich_style("line-table--cursor")
             post = Style.from_color(look.color, look.bgcolor)  # the cursor's colours win over the cells'
@@ -239,21 +255,10 @@ class LineTable(ScrollView, can_focus=True):
         return Strip(segments, strip.cell_length).extend_cell_length(width, fill).crop(0, width)
 
 
-def changed_span(old: Strip, new: Strip) -> tuple[int, int] | None:
-    """The cells [start, end) where two strips differ (None: they show the same): their equal
-    segments from either end left out. Strips of different widths differ everywhere."""
-    if old.cell_length != new.cell_length:
-        return (0, max(old.cell_length, new.cell_length))
-    a, b = list(old), list(new)
-    n = min(len(a), len(b))
-    i = start = 0
-    while i < n and a[i] == b[i]:
-        start += a[i].cell_length
-        i += 1
-    if i == len(a) == len(b):
-        return None
-    j, tail = 1, 0
-    while j <= n - i and a[-j] == b[-j]:
-        tail += a[-j].cell_length
-        j += 1
-    return (start, old.cell_length - tail)
+def changed_spans(old: Strip, new: Strip, width: int) -> list[tuple[int, int]]:
+    """The cells [start, end) where two strips differ (none: they show the same): of two cell
+    strips of one layout, the cells whose tokens differ; of any others, the whole line."""
+    if isinstance(old, CellStrip) and isinstance(new, CellStrip) and old.spans == new.spans \
+            and old.cell_length == new.cell_length:
+        return [span for span, a, b in zip(new.spans, old.cells, new.cells) if a is not b]
+    return [(0, width)]

@@ -1,9 +1,11 @@
-"""The jobs table's rows drawn as strips (Line API), cached by what they show.
+"""The jobs table's rows drawn as strips (Line API), cached by what their cells read.
 
-A row's strip is kept under its job id with the texts of its cells: the same texts give the
-same strip back, a changed cell draws that row again (its other cells come from a small cache
-of drawn cells, so a second's tick draws one cell). The table keeps strips for the rows on
-screen only: a job scrolled away or gone costs nothing here.
+A row's strip is kept under its job id with what each of its cells reads (`Column.reads`, and
+the row's look): a row that reads the same gives the same strip back. A row that reads
+otherwise is drawn again from its cells, and only the cells whose reads changed are made
+again: the others are its kept ones, or come from a small cache of drawn cells. A second's tick
+makes the Time (and Idle) cell of a live row, nothing else. The table keeps strips for the rows
+on screen only: a job scrolled away or gone costs nothing here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from rich.text import Text
 from textual.cache import LRUCache
 from textual.strip import Strip
 
-from codexdash.ui.columns import CELL_PADDING
+from codexdash.ui.columns import CELL_PADDING, Column, Row
+from codexdash.ui.line_table import CellStrip
 
 PAD = Segment(" " * CELL_PADDING)
 CELLS_KEPT = 2048  # drawn cells kept (a screenful of rows is a few hundred)
@@ -65,20 +68,34 @@ def draw_row(cells: Iterable[list[Segment]], width: int) -> Strip:
     return Strip(segments, width)
 
 
+class _Kept:
+    """A row on screen: the row last asked for, what its cells read, its strip in the table's
+    style (its cells' padded, styled segments are the strip's tokens), the unstyled one."""
+
+    __slots__ = ("row", "reads", "strip", "plain")
+
+    def __init__(self, row: Row, reads: tuple, strip: CellStrip) -> None:
+        self.row, self.reads, self.strip, self.plain = row, reads, strip, None
+
+
 class RowStrips:
-    """Strips of rows by job id, kept while their cells' texts stay the same.
+    """Strips of rows by job id, kept while what their cells read stays the same.
 
     A row's strip is drawn in the table's own style (`restyle`) and as wide as the table: most
     lines are put on screen as they are. The cursor's and the mouse's lines are styled from the
     row's unstyled strip, made for them only (`plain`)."""
 
     def __init__(self) -> None:
-        # job id -> (row, cells' keys, strip in the table's style, unstyled strip or None)
-        self._rows: dict[str, list] = {}
-        self._cells: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)  # cell key -> segments
-        self._styled: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)  # (cell key, column) -> padded, styled
+        self._rows: dict[str, _Kept] = {}
+        # (column, width, look, reads) -> the cell's segments, unstyled
+        self._cells: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)
+        # (column's index, its cell's key) -> padded, in the table's style and with the index (meta)
+        self._styled: LRUCache[tuple, list[Segment]] = LRUCache(CELLS_KEPT)
         self._base: Style | None = None
         self._width = 0
+        self._columns: list[tuple[Column, int]] | None = None  # the layout the spans are for
+        self._spans: tuple = ()
+        self._drawn = 0  # the cells' width, their padding included
         self.rows_drawn = 0  # strips made (cache misses): what the tests count
         self.cells_drawn = 0
 
@@ -104,50 +121,66 @@ class RowStrips:
         for gone in [jid for jid in self._rows if jid not in job_ids]:
             del self._rows[gone]
 
-    def strip(self, job_id: str, row, cells: Callable[[], list[Text]], widths: list[int],
-              console: Console) -> Strip:
-        """The row's strip in the table's style: the kept one while `row` is the same object,
-        shows the same values (`row.shown`) or its cells the same texts; `cells()` is asked
-        only when what the row shows changed."""
-        kept = self._rows.get(job_id)
-        if kept is not None and (kept[0] is row or kept[0].shown == row.shown):
-            kept[0] = row
-            return kept[2]
-        texts = cells()
-        keys = tuple(cell_key(t, w) for t, w in zip(texts, widths))
-        if kept is not None and kept[1] == keys:
-            kept[0] = row
-            return kept[2]
+    def _lay_out(self, columns: list[tuple[Column, int]]) -> None:
+        """Where each cell's text lies in the strip, for these columns and widths."""
+        spans, x = [], 0
+        for _col, width in columns:
+            spans.append((x + CELL_PADDING, x + CELL_PADDING + width))
+            x += width + 2 * CELL_PADDING
+        self._columns, self._spans, self._drawn = columns, tuple(spans), x
+        self._rows.clear()
+
+    def strip(self, row: Row, columns: list[tuple[Column, int]], text: Callable[[Column, Row, int], Text],
+              console: Console) -> CellStrip:
+        """The row's strip in the table's style: the kept one while `row` is the same object or
+        its cells read the same; else made again from the kept cells whose reads did not change
+        and drawn cells cached by what they read, `text(column, row, width)` asked for the rest."""
+        kept = self._rows.get(row.job_id)
+        if kept is not None and kept.row is row:
+            return kept.strip
+        if columns is not self._columns:
+            self._lay_out(columns)
+            kept = None
+        reads = (row.look, *[col.reads(row) for col, _w in columns])
+        if kept is not None and kept.reads == reads:
+            kept.row = row
+            return kept.strip
+        look, same_look = reads[0], kept is not None and kept.reads[0] == reads[0]
         base = self._base or Style()
-        segments: list[Segment] = []
-        for i, (text, width, key) in enumerate(zip(texts, widths, keys)):
-            styled = self._styled.get((key, i))
+        cells = []
+        for i, (col, width) in enumerate(columns):
+            if same_look and kept.reads[i + 1] == reads[i + 1]:
+                cells.append(kept.strip.cells[i])
+                continue
+            key = (col.key, width, look, reads[i + 1])
+            styled = self._styled.get((i, key))
             if styled is None:
-                raw = self._cell(key, text, width, console)
-                styled = self._styled[key, i] = list(Segment.apply_style([PAD, *raw, PAD], base, column_meta(i)))
-            segments.extend(styled)
-        drawn = sum(widths) + 2 * CELL_PADDING * len(widths)
-        if drawn < self._width:
-            segments.append(Segment(" " * (self._width - drawn), base))
-        strip = Strip(segments, max(drawn, self._width))
-        self._rows[job_id] = [row, keys, strip, None, texts, widths]
+                raw = self._cell(key, col, row, width, text, console)
+                styled = self._styled[i, key] = list(Segment.apply_style([PAD, *raw, PAD], base, column_meta(i)))
+            cells.append(styled)
+        segments = [segment for cell in cells for segment in cell]
+        if self._drawn < self._width:
+            segments.append(Segment(" " * (self._width - self._drawn), base))
+        strip = CellStrip(segments, max(self._drawn, self._width), self._spans, tuple(cells))
+        self._rows[row.job_id] = _Kept(row, reads, strip)
         self.rows_drawn += 1
         return strip
 
-    def plain(self, job_id: str, console: Console) -> Strip | None:
+    def plain(self, job_id: str, text: Callable[[Column, Row, int], Text], console: Console) -> Strip | None:
         """The row's strip with no style of the table's (for the cursor's and the mouse's line)."""
         kept = self._rows.get(job_id)
-        if kept is None:
+        if kept is None or self._columns is None:
             return None
-        if kept[3] is None:
-            _row, keys, _strip, _plain, texts, widths = kept
-            kept[3] = draw_row([self._cell(k, t, w, console) for k, t, w in zip(keys, texts, widths)],
-                               sum(widths) + 2 * CELL_PADDING * len(widths))
-        return kept[3]
+        if kept.plain is None:
+            look = kept.reads[0]
+            kept.plain = draw_row([self._cell((col.key, width, look, reads), col, kept.row, width, text, console)
+                                   for (col, width), reads in zip(self._columns, kept.reads[1:])], self._drawn)
+        return kept.plain
 
-    def _cell(self, key: tuple, text: Text, width: int, console: Console) -> list[Segment]:
+    def _cell(self, key: tuple, col: Column, row: Row, width: int, text: Callable[[Column, Row, int], Text],
+              console: Console) -> list[Segment]:
         segments = self._cells.get(key)
         if segments is None:
-            segments = self._cells[key] = draw_cell(text, width, console)
+            segments = self._cells[key] = draw_cell(text(col, row, width), width, console)
             self.cells_drawn += 1
         return segments
