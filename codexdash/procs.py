@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from codexdash.config import MARKER_ENV
 
@@ -263,9 +265,10 @@ class StatFiles:
             return read_stat(pid, boot)
         return parse_stat(data, boot)
 
-    def close_unread(self) -> None:
-        """Ends a refresh: the files of processes not read in it are closed."""
-        for pid in [pid for pid in self._fds if pid not in self._read]:
+    def close_unread(self, looked_at: Container[int] = ()) -> None:
+        """Ends a refresh: the files of processes neither read in it nor `looked_at` otherwise
+        (answered from a pass over /proc, or figures kept between turns) are closed."""
+        for pid in [pid for pid in self._fds if pid not in self._read and pid not in looked_at]:
             self._close(pid)
         self._read = set()
 
@@ -424,6 +427,7 @@ class ProcessPoller:
         self._boot = 0.0
         self._stats: dict[int, ProcStat | None] = {}  # this cycle's reads
         self._in_cycle = False
+        self._cycle_thread: int | None = None  # the thread whose refresh this is
         self._scanned = False  # this cycle made the pass over /proc: every figure is read already
         self._cycle = 0
         # A job's root (pid, start) -> its last figures, the members they were read from, its turn.
@@ -443,6 +447,7 @@ class ProcessPoller:
         /proc, not psutil's children() for each job, which made that pass at each call."""
         self._cycle += 1
         self._in_cycle = True
+        self._cycle_thread = threading.get_ident()
         self._boot = boot_time()
         self._stats = {}
         self._scanned = False
@@ -462,7 +467,10 @@ class ProcessPoller:
         if not self._in_cycle:
             return read_stat(pid, boot_time())
         if pid not in self._stats:
-            self._stats[pid] = self._files.read(pid, self._boot)
+            # The kept files are the refresh's own: another thread (a job's session file looked
+            # for from a screen's worker) reads as it would outside a refresh.
+            own = threading.get_ident() == self._cycle_thread
+            self._stats[pid] = self._files.read(pid, self._boot) if own else read_stat(pid, self._boot)
         return self._stats[pid]
 
     def alive(self, pid: int | None, start_time: float | None) -> bool:
@@ -593,9 +601,9 @@ class ProcessPoller:
         for pid, (_fd, _start, asked) in list(self._pidfds.items()):
             if pid in self._exited or self._cycle - asked > PIDFD_IDLE_CYCLES:
                 self._close(pid)
+        self._files.close_unread({pid for pid, _start in self._touched})
         self._touched = set()
         self._stats = {}
-        self._files.close_unread()
         self._in_cycle = False
 
 

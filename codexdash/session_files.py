@@ -53,7 +53,7 @@ def parse_name(path: Path | str) -> SessionName | None:
     return _parse_file_name(os.path.basename(path))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=16384)  # names listed each look: the recent days, archived files kept flat
 def _parse_file_name(name: str) -> SessionName | None:
     """Kept by name: the dashboard lists the same files every second, and a name always says
     the same (the local time in it is read in this process's time zone, which stays put)."""

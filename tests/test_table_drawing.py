@@ -245,3 +245,17 @@ def test_a_row_drawn_from_its_kept_cells_is_drawn_as_from_nothing(inputs, widths
                 left = [span for span in strip.spans if span not in changed_spans(before, strip, 220)]
                 assert [list(before.crop(*span)) for span in left] == [list(strip.crop(*span)) for span in left]
             last[row.job_id] = strip
+
+
+def test_a_remote_row_reads_its_duration_once_and_draws_what_it_read():
+    """A live job of another box counts its Time from the clock: the row takes it once, so
+    what its cell is kept under and what it shows are of one moment."""
+    base = 1_790_000_000.0
+    job = Job(id="r1b2c3d4e5", marker="m", status=JobStatus.RUNNING, argv="[]", cwd="/w", prompt="p",
+              created_at=base - 59.6, started_at=base - 59.6)
+    time_column = next(c for c in COLUMNS if c.key == "time")
+    with mock.patch("time.time", return_value=base):
+        row = Row(RemoteView(job, "gpu-1", base), base)
+    with mock.patch("time.time", return_value=base + 0.5):  # a second boundary passed since
+        reads, text = time_column.reads(row), time_column.cell(row, 6).plain
+    assert reads[0] == text == "59s"

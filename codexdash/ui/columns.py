@@ -69,10 +69,12 @@ class Row:
     created: float = field(init=False)
     idle: float | None = field(init=False)
     stalled: bool = field(init=False)
+    elapsed: float | None = field(init=False)  # read once: a remote row's is counted from the clock
 
     def __post_init__(self) -> None:
         job = self.view.job
         self.job_id, self.created = job.id, job.created_at
+        self.elapsed = self.view.elapsed
         self.idle = idle_for(self.view, self.now)
         self.stalled = is_stalled(self.view, self.idle, self.stall_after)
 
@@ -221,7 +223,7 @@ def _on(row: Row) -> str:
 
 
 def _elapsed(row: Row) -> str:
-    return fmt.duration(row.view.elapsed)
+    return fmt.duration(row.elapsed)
 
 
 def _idle_for(row: Row) -> str | None:
@@ -277,7 +279,7 @@ COLUMNS: list[Column] = [  # key, header, width, drop, cell, what the cell reads
     Column("started", "Started", 7, 7, _started, lambda r: (r.created, _live(r), _day(r.now)), lambda r: r.created,
            descending=True),
     Column("time", "Time", 6, 4, lambda r, w: _quiet(r, _elapsed(r)), lambda r: (_elapsed(r), _live(r)),
-           lambda r: r.view.elapsed or -1, descending=True),
+           lambda r: r.elapsed or -1, descending=True),
     Column("pid", "PID", 7, 10, lambda r, w: _quiet(r, str(r.job.pid or "-")), lambda r: (r.job.pid, _live(r)),
            lambda r: r.job.pid or 0),
     Column("cpu", "CPU", 5, 11, lambda r, w: Text(_cpu(r), justify="right"), _cpu,

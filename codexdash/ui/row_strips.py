@@ -135,12 +135,11 @@ class RowStrips:
         """The row's strip in the table's style: the kept one while `row` is the same object or
         its cells read the same; else made again from the kept cells whose reads did not change
         and drawn cells cached by what they read, `text(column, row, width)` asked for the rest."""
+        if columns is not self._columns:
+            self._lay_out(columns)  # forgets every kept row
         kept = self._rows.get(row.job_id)
         if kept is not None and kept.row is row:
             return kept.strip
-        if columns is not self._columns:
-            self._lay_out(columns)
-            kept = None
         reads = (row.look, *[col.reads(row) for col, _w in columns])
         if kept is not None and kept.reads == reads:
             kept.row = row
