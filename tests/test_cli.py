@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -133,19 +134,42 @@ def test_logs_follow_prints_appended_lines_and_stops_with_the_job(sandbox):
     assert "step 3 of 3" in follow.stdout and "✔ completed" in follow.stdout
 
 
-def test_logs_follow_of_a_file_follows_it_replaced_and_ends_when_it_is_archived(sandbox):
-    day = sandbox.codex_home / "sessions" / "2026" / "01" / "02"
-    day.mkdir(parents=True)
-    path = day / "rollout-2026-01-02T03-04-05-0199aaaa-bbbb-7ccc-8ddd-eeeeffff0000.jsonl"
-    lines = (SAMPLES / "completed-tool-call.jsonl").read_bytes().splitlines(keepends=True)
-    path.write_bytes(lines[0])
-    follow = subprocess.Popen([sys.executable, "-m", "codexdash", "logs", str(path), "--follow", "--raw"],
+@contextlib.contextmanager
+def following(sandbox, path: Path, *args: str):
+    """`logs PATH --follow ARGS` running, and the lines it printed so far (read as they come)."""
+    follow = subprocess.Popen([sys.executable, "-m", "codexdash", "logs", str(path), "--follow", *args],
                               env=sandbox.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               stdin=subprocess.DEVNULL)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(iter(follow.stdout.readline, "")), daemon=True)
     reader.start()
     try:
+        yield follow, out
+    finally:
+        follow.kill()
+        reader.join(timeout=15)
+
+
+def session_path(sandbox) -> Path:
+    day = sandbox.codex_home / "sessions" / "2026" / "01" / "02"
+    day.mkdir(parents=True)
+    return day / "rollout-2026-01-02T03-04-05-0199aaaa-bbbb-7ccc-8ddd-eeeeffff0000.jsonl"
+
+
+def archive(sandbox, path: Path) -> Path:
+    """Moves the session file where Codex archives it; its new path."""
+    archived = sandbox.codex_home / "archived_sessions"
+    archived.mkdir()
+    os.rename(path, archived / path.name)
+    return archived / path.name
+
+
+def test_logs_follow_of_a_file_follows_it_replaced_and_ends_when_it_is_archived(sandbox):
+    path = session_path(sandbox)
+    day = path.parent
+    lines = (SAMPLES / "completed-tool-call.jsonl").read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0])
+    with following(sandbox, path, "--raw") as (follow, out):
         wait_for(lambda: len(out) >= 1, message="the first line")
         with open(path, "ab") as fh:
             fh.write(lines[1])
@@ -157,41 +181,23 @@ def test_logs_follow_of_a_file_follows_it_replaced_and_ends_when_it_is_archived(
         fresh.write_bytes(b"".join(lines[3:5]))
         os.replace(fresh, path)  # another file: read from its start
         wait_for(lambda: len(out) >= 5, message="the other file")
-        archived = sandbox.codex_home / "archived_sessions"
-        archived.mkdir()
-        os.rename(path, archived / path.name)
+        archive(sandbox, path)
         assert follow.wait(timeout=30) == 0, follow.stderr.read()
-    finally:
-        follow.kill()
-    reader.join(timeout=15)
     assert [json.loads(line) for line in out] == [json.loads(line) for line in lines[:3] + lines[3:5]]
 
 
 def test_logs_follow_of_a_file_says_it_was_archived(sandbox):
-    day = sandbox.codex_home / "sessions" / "2026" / "01" / "02"
-    day.mkdir(parents=True)
-    path = day / "rollout-2026-01-02T03-04-05-0199aaaa-bbbb-7ccc-8ddd-eeeeffff0000.jsonl"
+    path = session_path(sandbox)
     path.write_bytes((SAMPLES / "completed-tool-call.jsonl").read_bytes())
-    follow = subprocess.Popen([sys.executable, "-m", "codexdash", "logs", str(path), "--follow"],
-                              env=sandbox.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              stdin=subprocess.DEVNULL)
-    out: list[str] = []
-    reader = threading.Thread(target=lambda: out.extend(iter(follow.stdout.readline, "")), daemon=True)
-    reader.start()
-    try:
+    with following(sandbox, path) as (follow, out):
         wait_for(lambda: any("completed" in line for line in out), message="the session printed")
         with open(path, "ab") as fh:  # seen once the follower watches the file (a move before that is a deletion)
             fh.write(json.dumps({"type": "response_item", "payload": {"type": "message", "role": "assistant", "content": [
                 {"type": "output_text", "text": "one more"}]}}).encode() + b"\n")
         wait_for(lambda: any("one more" in line for line in out), message="the appended line")
-        archived = sandbox.codex_home / "archived_sessions"
-        archived.mkdir()
-        os.rename(path, archived / path.name)
+        moved = archive(sandbox, path)
         assert follow.wait(timeout=30) == 0, follow.stderr.read()
-    finally:
-        follow.kill()
-    reader.join(timeout=15)
-    assert f"the session file moved to {archived / path.name}" in out[-2]  # then the token total
+    assert f"the session file moved to {moved}" in out[-2]  # then the token total
 
 
 def test_doctor_reports_what_it_found(sandbox):
