@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import psutil
@@ -83,37 +84,34 @@ def test_stat_files_kept_open_read_the_process_anew_and_let_go_of_it_when_it_goe
     assert full.read(idle.pid, boot_time()) == read_stat(idle.pid, boot_time()) and not full._fds
 
 
-def test_a_job_read_in_turns_keeps_its_stat_files_and_other_threads_leave_them_alone(children):
-    import threading
-
+def test_a_job_read_in_turns_keeps_its_stat_files_and_other_threads_leave_them_alone(children, monkeypatch):
     jobs = [children("sh", "-c", "sleep 60 & wait") for _ in range(2)]
     wait_for(lambda: all(psutil.Process(j.pid).children() for j in jobs), message="the trees")
     starts = {j.pid: psutil.Process(j.pid).create_time() for j in jobs}
     poller = ProcessPoller(budget=1)  # 4 processes: each tree read one refresh in 4
+
+    def cycle() -> None:
+        poller.begin_cycle()
+        for pid, start in starts.items():
+            assert poller.sample(pid, start) is not None
+        poller.prune()
+
+    for _ in range(6):
+        cycle()  # every tree has had its turn, its files opened
     opened = []
     real_open = os.open
-    def counted_open(path, *args, **kwargs):
-        if str(path).endswith("/stat") and threading.current_thread() is threading.main_thread():
-            opened.append(path)
-        return real_open(path, *args, **kwargs)
-
-    for n in range(12):
-        if n == 6:
-            os.open = counted_open  # every tree has had its turn, its files opened
-        try:
-            poller.begin_cycle()
-            for pid, start in starts.items():
-                assert poller.sample(pid, start) is not None
-            if n == 11:  # another thread, mid-refresh (a session file looked for from a screen)
-                other = threading.Thread(target=lambda: poller.stat(os.getpid()))
-                kept = dict(poller._files._fds)
-                other.start()
-                other.join()
-                assert poller._files._fds == kept
-            poller.prune()
-        finally:
-            os.open = real_open
-    assert poller.stride > 1 and opened == []  # kept between turns: none opened again
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    for _ in range(6):
+        cycle()
+    assert poller.stride > 1 and not [p for p in opened if str(p).endswith("/stat")]  # kept between turns
+    # Another thread, mid-refresh (a job's session file looked for from a screen's worker).
+    poller.begin_cycle()
+    kept = dict(poller._files._fds)
+    other = threading.Thread(target=lambda: poller.stat(os.getpid()))
+    other.start()
+    other.join()
+    assert poller._files._fds == kept
+    poller.prune()
     poller.close()
     assert poller._files._fds == {}
 

@@ -222,7 +222,8 @@ class JobsTable(LineTable):
         self.refresh_changed()
 
     def row_cells(self, i: int) -> list[Text]:
-        """Row i's cells' texts, made anew (what the strips are drawn from, when they change)."""
+        """Row i's cells' texts, made anew: what the row shows, to be read as text (the strips
+        are drawn from the cells one by one, `_cell_text`)."""
         row = self._rows[i]
         return [self._cell_text(col, row, width) for col, width in self.fitted]
 
